@@ -1,0 +1,48 @@
+# Starship Orders: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# pytest arguments, e.g. `make test ARGS="-k wallet -x"`
+ARGS ?=
+
+.PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench clean
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || \
+		{ echo "Installing uv (pip install --user uv)"; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv; }
+
+setup: uv
+	@$(UV) sync --frozen
+
+migrate: setup
+	@$(PY) manage.py migrate --no-input
+
+demo: migrate
+	@$(PY) manage.py seed_demo
+
+## run: the product on http://$(HOST):$(PORT) with demo data, web server and worker together.
+run: demo
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} bash scripts/run.sh $(HOST) $(PORT)
+
+## test: the whole suite (PostgreSQL when DATABASE_URL is set, SQLite otherwise).
+test: setup
+	@$(PY) -m pytest $(ARGS)
+
+lint: setup
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+format: setup
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+typecheck: setup
+	@$(UV) run --frozen mypy starship orders
+
+check: lint typecheck
+	@$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

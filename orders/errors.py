@@ -1,0 +1,107 @@
+"""Domain errors. Services raise them; the API and the dashboard translate them.
+
+Each error carries a snake_case `code` (the API's `error` field) and a message
+safe to show to the caller: never a secret, never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "domain_error"
+    http_status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ValidationFailed(DomainError):
+    """Bad input for a business rule; `field` names what to fix."""
+
+    code = "validation_error"
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field = field
+
+
+class InvalidEnumValue(ValidationFailed):
+    def __init__(self, *, field: str, value: object, valid: Sequence[str]) -> None:
+        super().__init__(
+            f"{value!r} is not a valid {field}; expected one of: {', '.join(valid)}.",
+            field=field,
+            valid=list(valid),
+        )
+
+
+class InvalidAmount(ValidationFailed):
+    pass
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    http_status = 404
+
+    def __init__(self, message: str = "No Matching Result Found!", **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    http_status = 409
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+    http_status = 402
+
+    def __init__(self, *, currency: str, balance: Any, requested: Any) -> None:
+        super().__init__(
+            f"Insufficient wallet balance: {balance} {currency} available, "
+            f"{requested} {currency} required.",
+        )
+
+
+class IllegalTransition(DomainError):
+    code = "illegal_transition"
+    http_status = 409
+
+    def __init__(self, *, order_id: int | None, current: tuple[str, str], target: tuple[str, str]):
+        super().__init__(
+            f"Order {order_id} cannot move from {current[0]}/{current[1]} "
+            f"to {target[0]}/{target[1]}.",
+        )
+        self.current = current
+        self.target = target
+
+
+class PermissionDenied(DomainError):
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DecryptionFailed(DomainError):
+    """A stored secret could not be decrypted (wrong key, tampered value)."""
+
+    code = "decryption_failed"
+    http_status = 500
+
+
+class VoucherNotRevealable(DomainError):
+    code = "not_revealable"
+    http_status = 409

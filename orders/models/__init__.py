@@ -1,0 +1,27 @@
+"""Domain models, one module per aggregate."""
+
+from orders.models.audit import AuditChainHead, AuditEvent
+from orders.models.catalog import Product, Vendor
+from orders.models.clients import ApiCredential, Client, Wallet, WalletEntry
+from orders.models.inventory import ImportBatch, Voucher
+from orders.models.orders import Order, OrderItem, StatusChange
+from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+__all__ = [
+    "ApiCredential",
+    "AuditChainHead",
+    "AuditEvent",
+    "Client",
+    "ImportBatch",
+    "Order",
+    "OrderItem",
+    "Product",
+    "StatusChange",
+    "Vendor",
+    "Voucher",
+    "Wallet",
+    "WalletEntry",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

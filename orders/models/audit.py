@@ -1,0 +1,86 @@
+"""Append-only, tamper-evident audit trail.
+
+Events are spread over `AUDIT_CHAINS` hash chains (by order, voucher or
+actor) so concurrent requests lock only their own chain head. Each event
+stores the hash of the previous event in its chain; `check_audit_chain`
+recomputes every chain. On PostgreSQL a trigger rejects UPDATE and DELETE.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditChainHead(models.Model):
+    """The last sequence number and hash of one chain; locked while appending."""
+
+    chain = models.PositiveIntegerField(primary_key=True)
+    seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"chain {self.chain} @ {self.seq}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which order or voucher, why, from where, when."""
+
+    chain = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    action = models.CharField(max_length=64, db_index=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_credential = models.ForeignKey(
+        "orders.ApiCredential",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150)
+    order = models.ForeignKey(
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    voucher = models.ForeignKey(
+        "orders.Voucher",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("view_audit_log", "Can view the audit log")]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="auditevent_chain_seq_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="auditevent_order"),
+            models.Index(fields=["actor_user", "created_at"], name="auditevent_user"),
+            models.Index(fields=["created_at", "id"], name="auditevent_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label}"

@@ -1,0 +1,129 @@
+"""API customers, their credentials and their prepaid wallets."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from orders.enums import WalletEntryKind
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class Client(models.Model):
+    """A business buying through the API. Sees only its own data."""
+
+    name = models.CharField(max_length=200, unique=True)
+    contact_email = models.EmailField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiCredential(models.Model):
+    """Key + secret pair. The secret is stored only as its SHA-256 hash."""
+
+    class Mode(models.TextChoices):
+        LIVE = "live", "Live"
+        TEST = "test", "Test (sandbox)"
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="credentials")
+    label = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.LIVE)
+    public_key = models.CharField(max_length=64, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.public_key
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def secret_matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, self.hash_secret(secret))
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.client.is_active
+
+
+class Wallet(models.Model):
+    """Prepaid balance of one client in one currency.
+
+    The balance changes only through WalletEntry rows written by the wallet
+    services in the same transaction; the database refuses a negative balance.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="wallets")
+    currency = models.CharField(max_length=3)
+    balance = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["client_id", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "currency"], name="wallet_one_per_currency"),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_balance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} {self.currency}"
+
+
+class WalletEntry(models.Model):
+    """One movement of money. Positive credits the wallet, negative debits it."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=WalletEntryKind.choices)
+    amount = models.DecimalField(**MONEY)
+    balance_after = models.DecimalField(**MONEY)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="wallet_entries"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "wallet entries"
+        indexes = [
+            models.Index(fields=["wallet", "created_at", "id"], name="walletentry_ledger"),
+            models.Index(fields=["kind", "created_at"], name="walletentry_kind_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="walletentry_amount_not_zero"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="walletentry_balance_after_not_negative"
+            ),
+            # An order is debited once and refunded at most once.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=Q(kind__in=[WalletEntryKind.ORDER_DEBIT, WalletEntryKind.REFUND]),
+                name="walletentry_one_debit_one_refund_per_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} ({self.wallet})"

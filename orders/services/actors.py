@@ -1,0 +1,51 @@
+"""Who is acting: a staff user, an API credential, or the system itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orders.models import ApiCredential
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The identity recorded on status changes, ledger entries and audit events.
+
+    `ip_address` and `user_agent` are filled from the request when there is one.
+    """
+
+    label: str
+    user: Any = None
+    credential: ApiCredential | None = None
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(label=label)
+
+    @classmethod
+    def for_user(cls, user: Any, *, ip_address: str | None = None, user_agent: str = "") -> Actor:
+        return cls(
+            label=f"user:{user.get_username()}",
+            user=user,
+            ip_address=ip_address,
+            user_agent=user_agent[:300],
+        )
+
+    @classmethod
+    def for_credential(
+        cls, credential: ApiCredential, *, ip_address: str | None = None, user_agent: str = ""
+    ) -> Actor:
+        return cls(
+            label=f"api:{credential.public_key}",
+            credential=credential,
+            ip_address=ip_address,
+            user_agent=user_agent[:300],
+        )
+
+    @property
+    def user_id(self) -> int | None:
+        return getattr(self.user, "pk", None)

@@ -1,0 +1,245 @@
+"""Placing an order: validate, debit the wallet, record the order, enqueue fulfilment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from orders.enums import ItemStatus, OrderStatus, PaymentMethod, ProductKind, RechargeStatus, SubStatus
+from orders.errors import Conflict, ValidationFailed
+from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
+from orders.services.actors import Actor
+from orders.services.audit import audit_record
+from orders.services.pricing import Quote, charges_quote
+from orders.services.wallets import wallet_debit
+
+REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$")
+PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+
+
+@dataclass(frozen=True)
+class Customer:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    created: bool  # False when the same request was replayed
+
+
+def _clean_customer(customer: Customer) -> Customer:
+    name, email, phone = customer.name.strip(), customer.email.strip(), customer.phone.strip()
+    if len(name) > 200:
+        raise ValidationFailed("customer.name is longer than 200 characters.", field="customer.name")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationFailed(
+                "customer.email is not a valid e-mail address.", field="customer.email"
+            ) from None
+    if phone and not PHONE_RE.match(phone.replace(" ", "")):
+        raise ValidationFailed(
+            "customer.phone must be 6-15 digits, optionally starting with +.", field="customer.phone"
+        )
+    return Customer(name=name, email=email.lower(), phone=phone.replace(" ", ""))
+
+
+def _request_hash(**fields: object) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(*, client: Client, reference_code: str, request_hash: str) -> PlacedOrder | None:
+    existing = Order.objects.filter(client=client, reference_code=reference_code).first()
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise Conflict(
+            f"reference_code {reference_code!r} was already used for a different order "
+            f"(order {existing.pk}); use a new reference_code for a new order.",
+            order_id=existing.pk,
+        )
+    return PlacedOrder(order=existing, created=False)
+
+
+def order_create(
+    *,
+    client: Client,
+    actor: Actor,
+    product_id: object,
+    denomination: object,
+    quantity: object,
+    reference_code: str,
+    customer: Customer | None = None,
+    payment_method: object = PaymentMethod.WALLET,
+    recipient_phone: str = "",
+    wallet_currency: str | None = None,
+    credential: ApiCredential | None = None,
+) -> PlacedOrder:
+    """Place an order exactly once per (client, reference_code).
+
+    The same request again returns the same order and moves no money; a
+    different request with a used reference_code raises Conflict. The debit
+    and the order row commit together; fulfilment is enqueued after commit.
+    """
+    reference_code = (reference_code or "").strip()
+    if not REFERENCE_RE.match(reference_code):
+        raise ValidationFailed(
+            "reference_code is required: 1-100 characters of letters, digits and . _ : - /",
+            field="reference_code",
+        )
+    method = PaymentMethod.parse(payment_method, field="payment_method")
+    buyer = _clean_customer(customer or Customer())
+    phone = (recipient_phone or "").replace(" ", "").strip()
+    request_hash = _request_hash(
+        product_id=str(product_id),
+        denomination=str(denomination),
+        quantity=str(quantity),
+        customer=[buyer.name, buyer.email, buyer.phone],
+        payment_method=str(method),
+        recipient_phone=phone,
+        wallet_currency=(wallet_currency or "").upper(),
+    )
+    replay = _replay(client=client, reference_code=reference_code, request_hash=request_hash)
+    if replay is not None:
+        return replay
+
+    quote = charges_quote(
+        client=client,
+        product_id=product_id,
+        denomination=denomination,
+        quantity=quantity,
+        wallet_currency=wallet_currency,
+    )
+    if quote.product.kind == ProductKind.MOBILE_TOPUP:
+        if not PHONE_RE.match(phone):
+            raise ValidationFailed(
+                "recipient_phone is required for mobile top-ups: 6-15 digits, optionally with +.",
+                field="recipient_phone",
+            )
+    elif phone:
+        raise ValidationFailed(
+            "recipient_phone is only for mobile top-up products.", field="recipient_phone"
+        )
+    if quote.wallet is None:
+        raise ValidationFailed(
+            f"You have no wallet that can pay in {quote.currency}.", field="wallet_currency"
+        )
+    try:
+        order = _record(
+            client=client,
+            credential=credential,
+            actor=actor,
+            quote=quote,
+            reference_code=reference_code,
+            request_hash=request_hash,
+            customer=buyer,
+            method=method,
+            recipient_phone=phone,
+        )
+    except IntegrityError:
+        # A concurrent identical request won the unique (client, reference_code)
+        # race; our transaction (debit included) rolled back.
+        replay = _replay(client=client, reference_code=reference_code, request_hash=request_hash)
+        if replay is None:
+            raise
+        return replay
+    return PlacedOrder(order=order, created=True)
+
+
+@transaction.atomic
+def _record(
+    *,
+    client: Client,
+    credential: ApiCredential | None,
+    actor: Actor,
+    quote: Quote,
+    reference_code: str,
+    request_hash: str,
+    customer: Customer,
+    method: PaymentMethod,
+    recipient_phone: str,
+) -> Order:
+    product = quote.product
+    assert quote.wallet is not None
+    order = Order.objects.create(
+        client=client,
+        credential=credential,
+        product=product,
+        reference_code=reference_code,
+        request_hash=request_hash,
+        product_name=product.name,
+        product_brand=product.brand,
+        product_kind=product.kind,
+        delivery_type=product.delivery_type,
+        currency=quote.currency,
+        denomination=quote.denomination,
+        quantity=quote.quantity,
+        face_value=quote.face_value,
+        discount=quote.discount,
+        fees=quote.fees,
+        taxes=quote.taxes,
+        amount=quote.total,
+        wallet=quote.wallet,
+        wallet_currency=quote.wallet_currency,
+        exchange_rate=quote.exchange_rate,
+        wallet_amount=quote.wallet_amount,
+        payment_method=method,
+        customer_name=customer.name,
+        customer_email=customer.email,
+        customer_phone=customer.phone,
+        recipient_phone=recipient_phone,
+    )
+    entry = wallet_debit(
+        wallet_id=quote.wallet.pk,
+        amount=quote.wallet_amount,
+        actor=actor,
+        order=order,
+        note=f"Order {order.pk} ({reference_code})",
+    )
+    order.transaction = entry
+    order.save(update_fields=["transaction"])
+    is_topup = product.kind == ProductKind.MOBILE_TOPUP
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            position=position,
+            status=ItemStatus.PENDING,
+            recharge_status=RechargeStatus.PENDING if is_topup else "",
+        )
+        for position in range(1, quote.quantity + 1)
+    )
+    StatusChange.objects.create(
+        order=order,
+        to_status=OrderStatus.PLACED,
+        to_sub_status=SubStatus.INITIAL,
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        note=f"Placed; {quote.wallet_amount} {quote.wallet_currency} debited",
+    )
+    audit_record(
+        action="order.create",
+        actor=actor,
+        order_id=order.pk,
+        data={"reference_code": reference_code, "amount": str(order.amount)},
+    )
+    transaction.on_commit(partial(enqueue_fulfilment, order.pk))
+    return order
+
+
+def enqueue_fulfilment(order_id: int) -> None:
+    """Queue the fulfilment task for an order (call on commit)."""
+    from orders.tasks import order_fulfil
+
+    order_fulfil.enqueue(order_id)

@@ -1,0 +1,109 @@
+"""Voucher reveal: the only place voucher secrets are decrypted for a person or client.
+
+Decryption happens only for delivered vouchers of delivered (or partially
+delivered) orders, and every reveal writes an AuditEvent in the same
+transaction, from the dashboard and the API alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from orders.crypto import Sealed, unseal
+from orders.enums import DeliveryType, InventoryStatus, OrderStatus
+from orders.errors import NotFound, VoucherNotRevealable
+from orders.models import Order, Voucher
+from orders.services.actors import Actor
+from orders.services.audit import audit_record
+
+REVEALABLE_ORDER_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_DELIVERED})
+REVEALABLE_VOUCHER_STATUSES = frozenset({InventoryStatus.DELIVERED, InventoryStatus.COMPLETED})
+
+
+@dataclass(frozen=True)
+class RevealedVoucher:
+    """Plaintext of one voucher. Never log it, never cache it."""
+
+    voucher_id: int
+    card_number: str | None
+    pin_code: str | None
+    claim_url: str | None
+    voucher_reference_number: str | None
+    expires_at: datetime | None
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
+        return f"<RevealedVoucher {self.voucher_id}>"
+
+
+def _open(value: Sealed | None) -> str | None:
+    return unseal(value) if value is not None else None
+
+
+def _revealed(voucher: Voucher, *, delivery_type: str) -> RevealedVoucher:
+    with_pin = delivery_type == DeliveryType.CODE_WITH_PIN
+    return RevealedVoucher(
+        voucher_id=voucher.pk,
+        card_number=_open(voucher.card_number),
+        pin_code=_open(voucher.pin_code) if with_pin else None,
+        claim_url=_open(voucher.claim_url),
+        voucher_reference_number=_open(voucher.voucher_reference_number),
+        expires_at=voucher.expires_at,
+    )
+
+
+def delivered_vouchers(*, order: Order) -> list[Voucher]:
+    """The vouchers delivered on an order's items (none unless it is delivered)."""
+    if order.status not in REVEALABLE_ORDER_STATUSES:
+        return []
+    return list(
+        Voucher.objects.filter(
+            order_item__order=order, status__in=list(REVEALABLE_VOUCHER_STATUSES)
+        ).order_by("order_item__position")
+    )
+
+
+@transaction.atomic
+def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVoucher:
+    """Decrypt one delivered voucher for a staff user; audited with the reason."""
+    voucher = (
+        Voucher.objects.select_related("order_item__order").filter(pk=voucher_id).first()
+    )
+    item = getattr(voucher, "order_item", None) if voucher else None
+    if voucher is None or item is None:
+        raise NotFound("No delivered voucher with that id.")
+    order = item.order
+    if (
+        order.status not in REVEALABLE_ORDER_STATUSES
+        or voucher.status not in REVEALABLE_VOUCHER_STATUSES
+    ):
+        raise VoucherNotRevealable("Only delivered vouchers of delivered orders can be revealed.")
+    revealed = _revealed(voucher, delivery_type=order.delivery_type)
+    audit_record(
+        action="voucher.reveal",
+        actor=actor,
+        order_id=order.pk,
+        voucher_id=voucher.pk,
+        reason=reason,
+        data={"channel": "dashboard"},
+    )
+    return revealed
+
+
+@transaction.atomic
+def order_vouchers_reveal(*, order: Order, actor: Actor) -> list[RevealedVoucher]:
+    """Decrypt an order's delivered vouchers for its API client; one audit event per read."""
+    vouchers = delivered_vouchers(order=order)
+    if not vouchers:
+        return []
+    revealed = [_revealed(v, delivery_type=order.delivery_type) for v in vouchers]
+    audit_record(
+        action="voucher.read_api",
+        actor=actor,
+        order_id=order.pk,
+        reason="GET /api/v1/orders/{id}",
+        data={"channel": "api", "voucher_ids": [v.pk for v in vouchers]},
+    )
+    return revealed

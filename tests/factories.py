@@ -1,0 +1,136 @@
+"""factory_boy factories for the domain models."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from orders.enums import (
+    DeliveryType,
+    InventoryStatus,
+    OrderStatus,
+    ProductKind,
+    SubStatus,
+    VoucherSource,
+)
+from orders.models import Client, Order, OrderItem, Product, Vendor, Voucher, Wallet
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@starship.example")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if not create or not extracted:
+            return
+        if extracted == "admin":
+            self.is_superuser = True
+        else:
+            self.groups.add(Group.objects.get(name=extracted))
+        self.save()
+
+
+class ClientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Client
+
+    name = factory.Sequence(lambda n: f"Client {n}")
+
+
+class WalletFactory(factory.django.DjangoModelFactory):
+    """A wallet with balance 0; fund it with wallet_top_up so the ledger holds."""
+
+    class Meta:
+        model = Wallet
+
+    client = factory.SubFactory(ClientFactory)
+    currency = "USD"
+
+
+class VendorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Vendor
+        django_get_or_create = ("code",)
+
+    code = "simulated"
+    name = "Simulated vendor"
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    vendor = factory.SubFactory(VendorFactory)
+    name = factory.Sequence(lambda n: f"Gift Card {n}")
+    brand = "Acme"
+    kind = ProductKind.GIFT_CARD
+    currency = "USD"
+    denominations = ["10.00", "25.00", "50.00"]
+    delivery_type = DeliveryType.CODE_WITH_PIN
+    bulk_limit = 10
+
+
+class VoucherFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Voucher
+
+    product = factory.SubFactory(ProductFactory)
+    denomination = Decimal("25.00")
+    card_number = factory.Sequence(lambda n: f"4111{n:012d}")
+    pin_code = factory.Sequence(lambda n: f"{n % 10000:04d}")
+    card_last4 = factory.LazyAttribute(lambda v: v.card_number[-4:])
+    fingerprint = factory.LazyAttribute(lambda v: _fingerprint(v.card_number))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=365))
+    status = InventoryStatus.AVAILABLE
+    source = VoucherSource.IMPORT
+
+
+def _fingerprint(value: str) -> str:
+    from orders.crypto import fingerprint
+
+    return fingerprint(value)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """An order row as stored (no money moved): for read-side tests."""
+
+    class Meta:
+        model = Order
+
+    client = factory.SubFactory(ClientFactory)
+    product = factory.SubFactory(ProductFactory)
+    reference_code = factory.Sequence(lambda n: f"ORD-{n:06d}")
+    product_name = factory.LazyAttribute(lambda o: o.product.name)
+    product_brand = factory.LazyAttribute(lambda o: o.product.brand)
+    product_kind = factory.LazyAttribute(lambda o: o.product.kind)
+    delivery_type = factory.LazyAttribute(lambda o: o.product.delivery_type)
+    currency = factory.LazyAttribute(lambda o: o.product.currency)
+    denomination = Decimal("25.00")
+    quantity = 1
+    face_value = factory.LazyAttribute(lambda o: o.denomination * o.quantity)
+    amount = factory.LazyAttribute(lambda o: o.face_value)
+    status = OrderStatus.PLACED
+    sub_status = SubStatus.INITIAL
+    customer_name = "Ada Lovelace"
+    customer_email = "ada@example.com"
+
+
+class OrderItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrderItem
+
+    order = factory.SubFactory(OrderFactory)
+    position = factory.Sequence(lambda n: n + 1)
