@@ -25,7 +25,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -99,7 +99,9 @@ class Keyring:
                 f"Stored {sealed.aad} was encrypted with key {kid!r}, which is not in VOUCHER_KEYS."
             )
         try:
-            return aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], sealed.aad.encode()).decode()
+            return aead.decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], sealed.aad.encode()
+            ).decode()
         except (InvalidTag, UnicodeDecodeError):
             raise DecryptionFailed(
                 f"Stored {sealed.aad} failed authentication (tampered or wrong key {kid!r})."
@@ -195,7 +197,13 @@ def fingerprint(value: str) -> str:
     return keyring().fingerprint(value)
 
 
-class EncryptedTextField(models.TextField):
+if TYPE_CHECKING:
+    _TextFieldBase = models.TextField[str | Sealed | None, Sealed | None]
+else:
+    _TextFieldBase = models.TextField
+
+
+class EncryptedTextField(_TextFieldBase):
     """A text column that holds only AES-256-GCM ciphertext."""
 
     description = "Encrypted text (AES-256-GCM)"

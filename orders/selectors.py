@@ -79,7 +79,9 @@ class Cursor:
             if when is None or not isinstance(pk, int) or direction not in ("next", "prev"):
                 raise ValueError
         except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-            raise ValidationFailed("cursor is not valid; use the one a page returned.", field="cursor")
+            raise ValidationFailed(
+                "cursor is not valid; use the one a page returned.", field="cursor"
+            ) from None
         return cls(placed_at=when, id=pk, direction=direction)
 
 

@@ -24,7 +24,7 @@ if not SECRET_KEY:
     if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET_KEY", default=False):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
     # Development only: production sets DJANGO_SECRET_KEY (see README).
-    SECRET_KEY = "dev-insecure-" + "x" * 50  # noqa: S105
+    SECRET_KEY = "dev-insecure-" + "x" * 50
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -177,7 +177,11 @@ STORAGES = {
 }
 
 # --- E-mail -----------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+MAILERS = {
+    "default": {
+        "BACKEND": env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"),
+    }
+}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@starship.example")
 
 # --- Voucher encryption -----------------------------------------------------
@@ -192,7 +196,9 @@ VOUCHER_DEV_KEYS_FILE = env("VOUCHER_DEV_KEYS_FILE", default=str(BASE_DIR / ".vo
 # --- Business rules ---------------------------------------------------------
 API_JWT_TTL_SECONDS = env_int("API_JWT_TTL_SECONDS", default=900)
 AUTO_REFUND_LIMIT = env_decimal("AUTO_REFUND_LIMIT", default=Decimal("100.00"))
-REFUND_SECOND_APPROVAL_LIMIT = env_decimal("REFUND_SECOND_APPROVAL_LIMIT", default=Decimal("500.00"))
+REFUND_SECOND_APPROVAL_LIMIT = env_decimal(
+    "REFUND_SECOND_APPROVAL_LIMIT", default=Decimal("500.00")
+)
 FULFILMENT_RETRY_WINDOW_SECONDS = env_int("FULFILMENT_RETRY_WINDOW_SECONDS", default=3600)
 FULFILMENT_RETRY_BASE_SECONDS = env_int("FULFILMENT_RETRY_BASE_SECONDS", default=5)
 # Rates for paying from a wallet in another currency: "EUR/USD=1.08,GBP/USD=1.27"
@@ -200,6 +206,16 @@ FULFILMENT_RETRY_BASE_SECONDS = env_int("FULFILMENT_RETRY_BASE_SECONDS", default
 EXCHANGE_RATES = env("EXCHANGE_RATES", default="EUR/USD=1.08,GBP/USD=1.27,GBP/EUR=1.17")
 AUDIT_CHAINS = env_int("AUDIT_CHAINS", default=16)
 REVEAL_RATE_PER_HOUR = env_int("REVEAL_RATE_PER_HOUR", default=30)
+
+# --- API (orders/api) -------------------------------------------------------
+# Per-credential rate limits: fixed windows counted in the cache (Redis when
+# REDIS_URL is set, so every gunicorn worker shares them).
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", default=200)
+API_RATE_LIMIT_PER_10_SECONDS = env_int("API_RATE_LIMIT_PER_10_SECONDS", default=20)
+API_RATE_LIMIT_ORDER_READS_PER_HOUR = env_int("API_RATE_LIMIT_ORDER_READS_PER_HOUR", default=60)
+# A credential lookup may be served from the cache this long: a revoked key or
+# a deactivated client is refused at most this many seconds later.
+API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", default=5)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -33,14 +34,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "correct-horse-battery")
 
     @factory.post_generation
-    def role(self, create, extracted, **kwargs):
+    def role(user: Any, create: bool, extracted: str | None, **kwargs: Any) -> None:
         if not create or not extracted:
             return
         if extracted == "admin":
-            self.is_superuser = True
+            user.is_superuser = True
         else:
-            self.groups.add(Group.objects.get(name=extracted))
-        self.save()
+            user.groups.add(Group.objects.get(name=extracted))
+        user.save()
 
 
 class ClientFactory(factory.django.DjangoModelFactory):

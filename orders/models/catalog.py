@@ -9,9 +9,6 @@ from django.db.models import Q
 
 from orders.enums import Classification, DeliveryType, LinkType, ProductKind
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-RATE = {"max_digits": 6, "decimal_places": 3}
-
 
 class Vendor(models.Model):
     """A supplier the fulfilment engine buys from when inventory runs out."""
@@ -46,20 +43,22 @@ class Product(models.Model):
     kind = models.CharField(max_length=16, choices=ProductKind.choices)
     currency = models.CharField(max_length=3)
     denominations = models.JSONField(
-        default=list, blank=True, help_text='Allowed face values as strings, e.g. ["10.00", "25.00"].'
+        default=list,
+        blank=True,
+        help_text='Allowed face values as strings, e.g. ["10.00", "25.00"].',
     )
-    min_denomination = models.DecimalField(**MONEY, null=True, blank=True)
-    max_denomination = models.DecimalField(**MONEY, null=True, blank=True)
+    min_denomination = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    max_denomination = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
     classification = models.CharField(
         max_length=16, choices=Classification.choices, default=Classification.CLOSED_LOOP
     )
     link_type = models.CharField(max_length=16, choices=LinkType.choices, blank=True)
     bulk_limit = models.PositiveIntegerField(default=10)
-    discount_percent = models.DecimalField(**RATE, default=Decimal("0"))
-    fee_fixed = models.DecimalField(**MONEY, default=Decimal("0.00"))
-    fee_percent = models.DecimalField(**RATE, default=Decimal("0"))
-    tax_percent = models.DecimalField(**RATE, default=Decimal("0"))
+    discount_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    fee_fixed = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    fee_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    tax_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
     low_stock_threshold = models.PositiveIntegerField(default=10)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
@@ -70,7 +69,9 @@ class Product(models.Model):
         ordering = ["name"]
         indexes = [models.Index(fields=["is_active", "kind"], name="product_active_kind")]
         constraints = [
-            models.CheckConstraint(condition=Q(bulk_limit__gte=1), name="product_bulk_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(bulk_limit__gte=1), name="product_bulk_limit_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(min_denomination__isnull=True)
                 | Q(max_denomination__isnull=True)

@@ -12,8 +12,6 @@ from django.db.models import Q
 
 from orders.enums import WalletEntryKind
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class Client(models.Model):
     """A business buying through the API. Sees only its own data."""
@@ -73,7 +71,7 @@ class Wallet(models.Model):
 
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="wallets")
     currency = models.CharField(max_length=3)
-    balance = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    balance = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,10 +91,14 @@ class WalletEntry(models.Model):
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=WalletEntryKind.choices)
-    amount = models.DecimalField(**MONEY)
-    balance_after = models.DecimalField(**MONEY)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    balance_after = models.DecimalField(max_digits=14, decimal_places=2)
     order = models.ForeignKey(
-        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="wallet_entries"
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="wallet_entries",
     )
     note = models.CharField(max_length=500, blank=True)
     actor_user = models.ForeignKey(

@@ -9,8 +9,6 @@ from django.db.models import Q
 from orders.crypto import EncryptedTextField
 from orders.enums import ImportBatchStatus, InventoryStatus, VoucherSource
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class ImportBatch(models.Model):
     """One upload of voucher codes: who, when, which file, how many rows."""
@@ -44,7 +42,7 @@ class Voucher(models.Model):
     keyed hash of the card number that finds duplicates without decryption."""
 
     product = models.ForeignKey("orders.Product", on_delete=models.PROTECT, related_name="vouchers")
-    denomination = models.DecimalField(**MONEY)
+    denomination = models.DecimalField(max_digits=14, decimal_places=2)
     card_number = EncryptedTextField(null=True, blank=True)
     pin_code = EncryptedTextField(null=True, blank=True)
     voucher_reference_number = EncryptedTextField(null=True, blank=True)

@@ -20,8 +20,6 @@ from orders.enums import (
     SubStatus,
 )
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-
 
 class Order(models.Model):
     """A client's purchase of `quantity` units of one product and denomination.
@@ -50,13 +48,13 @@ class Order(models.Model):
     delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
     # Money: amount = face_value - discount + fees + taxes, charged to the wallet.
     currency = models.CharField(max_length=3)
-    denomination = models.DecimalField(**MONEY)
+    denomination = models.DecimalField(max_digits=14, decimal_places=2)
     quantity = models.PositiveIntegerField()
-    face_value = models.DecimalField(**MONEY)
-    discount = models.DecimalField(**MONEY, default=Decimal("0.00"))
-    fees = models.DecimalField(**MONEY, default=Decimal("0.00"))
-    taxes = models.DecimalField(**MONEY, default=Decimal("0.00"))
-    amount = models.DecimalField(**MONEY)
+    face_value = models.DecimalField(max_digits=14, decimal_places=2)
+    discount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    fees = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    taxes = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
     # The wallet that paid; when its currency differs from the product's, the
     # rate used and the amount taken from it in its own currency.
     wallet = models.ForeignKey(
@@ -64,13 +62,17 @@ class Order(models.Model):
     )
     wallet_currency = models.CharField(max_length=3, blank=True)
     exchange_rate = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal("1"))
-    wallet_amount = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    wallet_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     payment_method = models.CharField(
         max_length=16, choices=PaymentMethod.choices, default=PaymentMethod.WALLET
     )
     # Lifecycle.
-    status = models.CharField(max_length=24, choices=OrderStatus.choices, default=OrderStatus.PLACED)
-    sub_status = models.CharField(max_length=32, choices=SubStatus.choices, default=SubStatus.INITIAL)
+    status = models.CharField(
+        max_length=24, choices=OrderStatus.choices, default=OrderStatus.PLACED
+    )
+    sub_status = models.CharField(
+        max_length=32, choices=SubStatus.choices, default=SubStatus.INITIAL
+    )
     failure_reason = models.CharField(max_length=500, blank=True)
     # Customer the vouchers are for.
     customer_name = models.CharField(max_length=200, blank=True)
@@ -90,7 +92,7 @@ class Order(models.Model):
     refund_status = models.CharField(
         max_length=16, choices=RefundStatus.choices, default=RefundStatus.NONE
     )
-    refund_amount = models.DecimalField(**MONEY, default=Decimal("0.00"))
+    refund_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     refunded_at = models.DateTimeField(null=True, blank=True)
     refund_entry = models.OneToOneField(
         "orders.WalletEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -28,8 +28,12 @@ class WebhookEndpoint(models.Model):
 class WebhookDelivery(models.Model):
     """One event for one endpoint, delivered at most once successfully."""
 
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
-    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
     event = models.CharField(max_length=40)
     payload = models.JSONField()
     status = models.CharField(
@@ -65,7 +69,9 @@ class WebhookDelivery(models.Model):
 class WebhookAttempt(models.Model):
     """One HTTP attempt: status code, duration, error."""
 
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
     attempted_at = models.DateTimeField(auto_now_add=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)

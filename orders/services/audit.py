@@ -109,7 +109,9 @@ def audit_chain_problems() -> Iterator[ChainProblem]:
             if event.prev_hash != prev_hash:
                 yield ChainProblem(chain, event.seq, event.pk, "link to previous event broken")
             if _digest(event) != event.hash:
-                yield ChainProblem(chain, event.seq, event.pk, "content changed after it was written")
+                yield ChainProblem(
+                    chain, event.seq, event.pk, "content changed after it was written"
+                )
             prev_hash, expected_seq = event.hash, event.seq + 1
         head = heads.get(chain)
         if head is not None and (head.seq != expected_seq - 1 or head.last_hash != prev_hash):

@@ -12,7 +12,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from orders.enums import ItemStatus, OrderStatus, PaymentMethod, ProductKind, RechargeStatus, SubStatus
+from orders.enums import (
+    ItemStatus,
+    OrderStatus,
+    PaymentMethod,
+    ProductKind,
+    RechargeStatus,
+    SubStatus,
+)
 from orders.errors import Conflict, ValidationFailed
 from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
 from orders.services.actors import Actor
@@ -40,7 +47,9 @@ class PlacedOrder:
 def _clean_customer(customer: Customer) -> Customer:
     name, email, phone = customer.name.strip(), customer.email.strip(), customer.phone.strip()
     if len(name) > 200:
-        raise ValidationFailed("customer.name is longer than 200 characters.", field="customer.name")
+        raise ValidationFailed(
+            "customer.name is longer than 200 characters.", field="customer.name"
+        )
     if email:
         try:
             validate_email(email)
@@ -50,7 +59,8 @@ def _clean_customer(customer: Customer) -> Customer:
             ) from None
     if phone and not PHONE_RE.match(phone.replace(" ", "")):
         raise ValidationFailed(
-            "customer.phone must be 6-15 digits, optionally starting with +.", field="customer.phone"
+            "customer.phone must be 6-15 digits, optionally starting with +.",
+            field="customer.phone",
         )
     return Customer(name=name, email=email.lower(), phone=phone.replace(" ", ""))
 

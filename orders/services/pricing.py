@@ -163,7 +163,9 @@ def charges_quote(
     fees = _cents(product.fee_fixed + face_value * product.fee_percent / HUNDRED)
     taxes = _cents(fees * product.tax_percent / HUNDRED)
     total = face_value - discount + fees + taxes
-    wallet = _paying_wallet(client=client, currency=product.currency, wallet_currency=wallet_currency)
+    wallet = _paying_wallet(
+        client=client, currency=product.currency, wallet_currency=wallet_currency
+    )
     pay_currency = wallet.currency if wallet else product.currency
     rate = exchange_rate(from_currency=product.currency, to_currency=pay_currency)
     if rate is None:

@@ -68,9 +68,7 @@ def delivered_vouchers(*, order: Order) -> list[Voucher]:
 @transaction.atomic
 def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVoucher:
     """Decrypt one delivered voucher for a staff user; audited with the reason."""
-    voucher = (
-        Voucher.objects.select_related("order_item__order").filter(pk=voucher_id).first()
-    )
+    voucher = Voucher.objects.select_related("order_item__order").filter(pk=voucher_id).first()
     item = getattr(voucher, "order_item", None) if voucher else None
     if voucher is None or item is None:
         raise NotFound("No delivered voucher with that id.")

@@ -29,7 +29,9 @@ def money(value: object, *, field: str = "amount") -> Decimal:
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise InvalidAmount(f"{field} must be a decimal amount like '25.00'.", field=field) from None
+        raise InvalidAmount(
+            f"{field} must be a decimal amount like '25.00'.", field=field
+        ) from None
     if not amount.is_finite():
         raise InvalidAmount(f"{field} must be a finite amount.", field=field)
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
