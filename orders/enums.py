@@ -24,7 +24,6 @@ _INTERNAL: set[str] = {
     "LinkType",
     "InventoryStatus",
     "RefundStatus",
-    "WalletEntryKind",
     "VoucherSource",
     "ImportBatchStatus",
     "WebhookDeliveryStatus",

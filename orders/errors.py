@@ -105,3 +105,48 @@ class DecryptionFailed(DomainError):
 class VoucherNotRevealable(DomainError):
     code = "not_revealable"
     http_status = 409
+
+
+# --- Fulfilment engine (owner: fulfilment) ---------------------------------
+
+
+class OrderNotCancellable(Conflict):
+    """Only orders with nothing delivered, allocated or bought can be cancelled."""
+
+    code = "not_cancellable"
+
+
+class OrderNotRetryable(Conflict):
+    """Retry is for pending orders waiting on a retry or stuck awaiting an admin."""
+
+    code = "not_retryable"
+
+
+class RefundNotDue(Conflict):
+    """The order owes the client nothing (or is not in a refundable state)."""
+
+    code = "refund_not_due"
+
+
+# --- Inventory (import, block, revoke) ---------------------------------------
+
+
+class InventoryConflict(Conflict):
+    """A voucher or import batch is not in a state that allows the action."""
+
+    code = "inventory_conflict"
+
+
+class VoucherImportRejected(ValidationFailed):
+    """An import found bad rows; nothing was imported. `errors` are
+    {"row": spreadsheet row number, "reason": text}, never a cell's value."""
+
+    code = "import_rejected"
+
+    def __init__(
+        self, message: str, *, batch_id: int, errors: list[dict[str, Any]], error_count: int
+    ) -> None:
+        super().__init__(message, field="file", batch_id=batch_id, error_count=error_count)
+        self.batch_id = batch_id
+        self.errors = errors
+        self.error_count = error_count

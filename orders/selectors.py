@@ -95,7 +95,7 @@ class Page:
 
 def _search_q(term: str) -> Q:
     term = term.strip()
-    query = Q(reference_code=term) | Q(customer_email__iexact=term) | Q(customer_phone=term)
+    query = Q(reference_code=term) | Q(customer_email=term.lower()) | Q(customer_phone=term)
     digits = term.lstrip("#")
     if digits.isdigit() and len(digits) < 19:
         query |= Q(pk=int(digits)) | Q(transaction_id=int(digits))
@@ -160,4 +160,527 @@ def order_list(
         items=rows,
         next_cursor=Cursor(last.placed_at, last.pk, "next").encode() if more_after else None,
         prev_cursor=Cursor(first.placed_at, first.pk, "prev").encode() if more_before else None,
+    )
+
+
+# --- Dashboard ---------------------------------------------------------------
+# Read queries of the staff dashboard (owner: dashboard). Imports are kept in
+# this section so it stays self-contained while others edit the file.
+
+import statistics  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from datetime import timedelta  # noqa: E402
+from typing import Any  # noqa: E402
+
+from django.db import connection  # noqa: E402
+from django.db.models import (  # noqa: E402
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Prefetch,
+    Sum,
+)
+from django.db.models.functions import TruncHour  # noqa: E402
+
+from orders.enums import TERMINAL_STATUSES, ProductKind, RefundStatus  # noqa: E402
+from orders.errors import NotFound  # noqa: E402
+from orders.models import AuditEvent, Product, StatusChange, WebhookDelivery  # noqa: E402
+
+# Sub-statuses that mean "went through the vendor": the DELAYED delivery time.
+VENDOR_SUB_STATUSES: tuple[SubStatus, ...] = (
+    SubStatus.VENDOR_ORDER_PENDING,
+    SubStatus.VENDOR_ORDER_CREATED,
+    SubStatus.VENDOR_VOUCHER_FETCHED,
+    SubStatus.VENDOR_ORDER_FAILED,
+    SubStatus.PENDING_REPROCESS,
+    SubStatus.REPROCESS_EXPIRED,
+)
+MEDIAN_SAMPLE = 5000
+
+
+def order_row_get(*, order_id: int) -> Order:
+    """One order as a list row (product and client joined), or NotFound."""
+    order = order_queryset(filters=OrderFilters()).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound()
+    return order
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    order: Order
+    items: list[Any]
+    timeline: list[StatusChange]
+    webhook_deliveries: list[WebhookDelivery]
+    audit_events: list[AuditEvent]
+
+
+def order_detail(*, order_id: int, audit_limit: int = 200) -> OrderDetail:
+    """An order with its items, timeline, webhook deliveries and audit trail; a fixed
+    number of queries whatever the order's size."""
+    order = (
+        Order.objects.select_related("product", "client", "transaction", "refund_entry", "wallet")
+        .filter(pk=order_id)
+        .first()
+    )
+    if order is None:
+        raise NotFound()
+    items = list(order.items.select_related("voucher").order_by("position"))
+    timeline = list(order.status_changes.select_related("actor_user").order_by("created_at", "id"))
+    deliveries = list(
+        order.webhook_deliveries.select_related("endpoint")
+        .prefetch_related(Prefetch("attempt_log"))
+        .order_by("created_at", "id")
+    )
+    audit = list(
+        AuditEvent.objects.filter(order_id=order.pk)
+        .select_related("actor_user", "voucher")
+        .order_by("-created_at", "-id")[:audit_limit]
+    )
+    return OrderDetail(
+        order=order,
+        items=items,
+        timeline=timeline,
+        webhook_deliveries=deliveries,
+        audit_events=audit,
+    )
+
+
+def dashboard_voucher_get(*, voucher_id: int) -> Voucher:
+    """A voucher that belongs to an order item (its order joined), or NotFound."""
+    voucher = (
+        Voucher.objects.select_related("order_item__order")
+        .filter(pk=voucher_id, order_item__isnull=False)
+        .first()
+    )
+    if voucher is None:
+        raise NotFound()
+    return voucher
+
+
+@dataclass(frozen=True)
+class Overview:
+    today_by_status: list[tuple[str, int]]
+    success_rate: float | None
+    delivered_7d: int
+    terminal_7d: int
+    median_delivery_seconds: float | None
+    refund_backlog: Sequence[Mapping[str, Any]]
+    low_stock: list[dict[str, Any]]
+    orders_per_hour: Sequence[Mapping[str, Any]]
+    deliveries_by_product: list[tuple[str, int]]
+    since: datetime
+    now: datetime
+
+
+class _PercentileCont(Aggregate):
+    """PostgreSQL's exact median of an expression."""
+
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _median_delivery_seconds(*, since: datetime) -> float | None:
+    delivered = Order.objects.filter(
+        status=OrderStatus.DELIVERED, placed_at__gte=since, delivered_at__isnull=False
+    )
+    if connection.vendor == "postgresql":
+        seconds = Func(
+            ExpressionWrapper(F("delivered_at") - F("placed_at"), output_field=DurationField()),
+            template="EXTRACT(EPOCH FROM %(expressions)s)",
+            output_field=FloatField(),
+        )
+        median = delivered.aggregate(median=_PercentileCont(seconds))["median"]
+        return float(median) if median is not None else None
+    # Other databases: the median of the latest MEDIAN_SAMPLE deliveries, in Python.
+    pairs = delivered.order_by("-placed_at").values_list("placed_at", "delivered_at")[
+        :MEDIAN_SAMPLE
+    ]
+    durations = [(done - placed).total_seconds() for placed, done in pairs if done is not None]
+    return statistics.median(durations) if durations else None
+
+
+def _low_stock() -> list[dict[str, Any]]:
+    now = timezone.now()
+    usable = Q(vouchers__status=InventoryStatus.AVAILABLE) & (
+        Q(vouchers__expires_at__isnull=True) | Q(vouchers__expires_at__gt=now)
+    )
+    stocked = {
+        (row["id"], row["vouchers__denomination"]): row
+        for row in Product.objects.filter(is_active=True, vouchers__isnull=False)
+        .values("id", "name", "currency", "low_stock_threshold", "vouchers__denomination")
+        .annotate(available=Count("vouchers", filter=usable))
+    }
+    # Listed denominations never stocked count as zero (top-ups have no vouchers).
+    for product in Product.objects.filter(is_active=True).exclude(kind=ProductKind.MOBILE_TOPUP):
+        for value in product.denomination_list:
+            stocked.setdefault(
+                (product.pk, value),
+                {
+                    "id": product.pk,
+                    "name": product.name,
+                    "currency": product.currency,
+                    "low_stock_threshold": product.low_stock_threshold,
+                    "vouchers__denomination": value,
+                    "available": 0,
+                },
+            )
+    rows = [
+        {
+            "product_id": row["id"],
+            "name": row["name"],
+            "currency": row["currency"],
+            "denomination": row["vouchers__denomination"],
+            "available": row["available"],
+            "threshold": row["low_stock_threshold"],
+        }
+        for row in stocked.values()
+        if row["available"] < row["low_stock_threshold"]
+    ]
+    return sorted(rows, key=lambda r: (r["available"], r["name"], r["denomination"]))
+
+
+def dashboard_overview(*, now: datetime | None = None, days: int = 7) -> Overview:
+    """Today's orders, the last `days` days' delivery rate, median delivery time and
+    charts, the refund backlog and low stock; aggregated in the database."""
+    now = now or timezone.now()
+    since = now - timedelta(days=days)
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    today_counts = dict(
+        Order.objects.filter(placed_at__gte=today)
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    recent = Order.objects.filter(placed_at__gte=since)
+    totals = recent.aggregate(
+        delivered=Count("id", filter=Q(status=OrderStatus.DELIVERED)),
+        terminal=Count("id", filter=Q(status__in=[str(s) for s in TERMINAL_STATUSES])),
+    )
+    backlog = list(
+        Order.objects.filter(refund_status=RefundStatus.NOT_REFUNDED)
+        .values("currency")
+        .annotate(count=Count("id"), value=Sum("refund_amount"))
+        .order_by("currency")
+    )
+    per_hour = list(
+        recent.annotate(hour=TruncHour("placed_at"))
+        .values("hour", "status")
+        .annotate(n=Count("id"))
+        .order_by("hour", "status")
+    )
+    by_product = list(
+        recent.filter(status__in=[OrderStatus.DELIVERED, OrderStatus.PARTIALLY_DELIVERED])
+        .values("product_name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "product_name")
+        .values_list("product_name", "n")[:12]
+    )
+    return Overview(
+        today_by_status=[(str(s), today_counts.get(str(s), 0)) for s in OrderStatus],
+        success_rate=(totals["delivered"] / totals["terminal"]) if totals["terminal"] else None,
+        delivered_7d=totals["delivered"],
+        terminal_7d=totals["terminal"],
+        median_delivery_seconds=_median_delivery_seconds(since=since),
+        refund_backlog=backlog,
+        low_stock=_low_stock(),
+        orders_per_hour=per_hour,
+        deliveries_by_product=by_product,
+        since=since,
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    user_id: int | None = None
+    action: str = ""
+    order_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEvent]
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+def audit_event_list(
+    *, filters: AuditFilters, cursor: str | None = None, limit: int = 50
+) -> AuditPage:
+    """One page of audit events, newest first, by keyset on (created_at, id)."""
+    qs = AuditEvent.objects.select_related("actor_user", "order", "voucher")
+    if filters.user_id is not None:
+        qs = qs.filter(actor_user_id=filters.user_id)
+    if filters.action:
+        qs = qs.filter(action=filters.action)
+    if filters.order_id is not None:
+        qs = qs.filter(order_id=filters.order_id)
+    if filters.created_after is not None:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before is not None:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    # The order Cursor's (placed_at, id) pair carries (created_at, id) here.
+    position = Cursor.decode(cursor) if cursor else None
+    forward = position is None or position.direction == "next"
+    if position is not None:
+        older = Q(created_at__lt=position.placed_at) | Q(
+            created_at=position.placed_at, id__lt=position.id
+        )
+        newer = Q(created_at__gt=position.placed_at) | Q(
+            created_at=position.placed_at, id__gt=position.id
+        )
+        qs = qs.filter(older if forward else newer)
+    ordering = ["-created_at", "-id"] if forward else ["created_at", "id"]
+    rows = list(qs.order_by(*ordering)[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if not forward:
+        rows.reverse()
+    if not rows:
+        return AuditPage(items=[])
+    more_older = has_more if forward else position is not None
+    more_newer = position is not None if forward else has_more
+    first, last = rows[0], rows[-1]
+    return AuditPage(
+        items=rows,
+        next_cursor=Cursor(last.created_at, last.pk, "next").encode() if more_older else None,
+        prev_cursor=Cursor(first.created_at, first.pk, "prev").encode() if more_newer else None,
+    )
+
+
+def audit_actions() -> list[str]:
+    """The distinct audit actions, for the audit log's filter."""
+    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+# --- API (orders/api) ----------------------------------------------------------
+# Read helpers of the JSON API. Every query is scoped to one client where the
+# data is a client's, and each list is one query (no N+1).
+
+from django.db.models import Count as _Count  # noqa: E402
+
+from orders.models import Product as _Product  # noqa: E402
+from orders.models import Wallet, WalletEntry  # noqa: E402
+
+
+def order_for_client(*, client_id: int, order_id: int) -> Order | None:
+    """One of the client's orders with its items, or None (another client's too)."""
+    return (
+        Order.objects.filter(client_id=client_id, pk=order_id)
+        .select_related("product")
+        .prefetch_related("items")
+        .first()
+    )
+
+
+def active_products(*, product_id: int | None = None) -> list[_Product]:
+    """Products a client may buy, by name (one product when `product_id` is given)."""
+    qs = _Product.objects.filter(is_active=True).order_by("name", "id")
+    if product_id is not None:
+        qs = qs.filter(pk=product_id)
+    return list(qs)
+
+
+def stock_by_denomination(*, product_ids: Sequence[int]) -> dict[int, dict[Decimal, int]]:
+    """Allocatable units per product and denomination, in one aggregate query."""
+    rows = (
+        Voucher.objects.filter(product_id__in=list(product_ids), status=InventoryStatus.AVAILABLE)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .values("product_id", "denomination")
+        .annotate(units=_Count("id"))
+        .order_by()
+    )
+    stock: dict[int, dict[Decimal, int]] = {}
+    for row in rows:
+        stock.setdefault(row["product_id"], {})[Decimal(row["denomination"])] = row["units"]
+    return stock
+
+
+def wallets_of_client(*, client_id: int) -> list[Wallet]:
+    """The client's wallets, one per currency."""
+    return list(Wallet.objects.filter(client_id=client_id).order_by("currency"))
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[WalletEntry]
+    next_cursor: str | None = None
+
+
+def _ledger_cursor_encode(entry: WalletEntry) -> str:
+    raw = json.dumps([entry.created_at.isoformat(), entry.pk])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _ledger_cursor_decode(token: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created, pk = json.loads(raw)
+        when = parse_datetime(created)
+        if when is None or not isinstance(pk, int) or isinstance(pk, bool):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationFailed(
+            "cursor is not valid; use the one a page returned.", field="cursor"
+        ) from None
+    return when, pk
+
+
+def wallet_ledger(
+    *, client_id: int, currency: str | None = None, cursor: str | None = None, limit: int = 25
+) -> LedgerPage:
+    """A client's wallet entries, newest first, by keyset on (created_at, id)."""
+    qs = WalletEntry.objects.filter(wallet__client_id=client_id).select_related("wallet")
+    if currency:
+        qs = qs.filter(wallet__currency=currency.strip().upper())
+    if cursor:
+        created, pk = _ledger_cursor_decode(cursor)
+        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+    rows = list(qs.order_by("-created_at", "-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(
+        entries=rows, next_cursor=_ledger_cursor_encode(rows[-1]) if more and rows else None
+    )
+
+
+# --- Inventory: stock and expiry (owner: inventory) ---------------------------
+# Imports are local to this section so it stays a self-contained block of a shared file.
+
+_SECRET_COLUMNS = ("card_number", "pin_code", "voucher_reference_number", "claim_url")
+
+
+@dataclass(frozen=True)
+class StockRow:
+    """Stock of one product and denomination, as the inventory admin sees it.
+
+    `available` counts AVAILABLE units that have not expired (what fulfilment can
+    deliver); `expired` counts AVAILABLE units past their expiry, waiting for an
+    admin. `delivered` includes COMPLETED units.
+    """
+
+    product_id: int
+    product_name: str
+    currency: str
+    denomination: Decimal
+    available: int
+    expired: int
+    allocated: int
+    delivered: int
+    blocked: int
+    revoked: int
+    next_expiry: datetime | None
+    sold_7d: int
+    days_of_cover: Decimal | None
+    low_stock_threshold: int
+
+    @property
+    def low_stock(self) -> bool:
+        return self.available < self.low_stock_threshold
+
+
+def stock_overview() -> list[StockRow]:
+    """Stock per product x denomination in one grouped query; listed denominations
+    of active products appear even with no stock (that is when they matter)."""
+    from datetime import timedelta
+
+    from django.db.models import Count, Min
+
+    from orders.models import Product
+
+    now = timezone.now()
+    live = Q(status=InventoryStatus.AVAILABLE) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    groups = (
+        Voucher.objects.order_by()
+        .values("product_id", "denomination")
+        .annotate(
+            available=Count("id", filter=live),
+            expired=Count("id", filter=Q(status=InventoryStatus.AVAILABLE, expires_at__lte=now)),
+            allocated=Count("id", filter=Q(status=InventoryStatus.ALLOCATED)),
+            delivered=Count(
+                "id",
+                filter=Q(status__in=[InventoryStatus.DELIVERED, InventoryStatus.COMPLETED]),
+            ),
+            blocked=Count("id", filter=Q(status=InventoryStatus.BLOCKED)),
+            revoked=Count("id", filter=Q(status=InventoryStatus.REVOKED)),
+            next_expiry=Min("expires_at", filter=live),
+            sold_7d=Count("id", filter=Q(delivered_at__gte=now - timedelta(days=7))),
+        )
+    )
+    counts: dict[tuple[int, Decimal], dict[str, Any]] = {
+        (g["product_id"], g["denomination"]): dict(g) for g in groups
+    }
+    products = Product.objects.filter(
+        Q(is_active=True) | Q(pk__in={product_id for product_id, _ in counts})
+    ).only(
+        "id",
+        "name",
+        "currency",
+        "denominations",
+        "min_denomination",
+        "max_denomination",
+        "low_stock_threshold",
+        "is_active",
+    )
+    keys = set(counts)
+    for product in products:
+        if product.is_active and not product.is_range:
+            keys.update((product.pk, value) for value in product.denomination_list)
+    by_id = {product.pk: product for product in products}
+    rows = []
+    for product_id, denomination in keys:
+        owner = by_id.get(product_id)
+        if owner is None:
+            continue
+        group = counts.get((product_id, denomination), {})
+        available, sold = group.get("available", 0), group.get("sold_7d", 0)
+        cover = (Decimal(available * 7) / sold).quantize(Decimal("0.1")) if sold else None
+        rows.append(
+            StockRow(
+                product_id=product_id,
+                product_name=owner.name,
+                currency=owner.currency,
+                denomination=denomination,
+                available=available,
+                expired=group.get("expired", 0),
+                allocated=group.get("allocated", 0),
+                delivered=group.get("delivered", 0),
+                blocked=group.get("blocked", 0),
+                revoked=group.get("revoked", 0),
+                next_expiry=group.get("next_expiry"),
+                sold_7d=sold,
+                days_of_cover=cover,
+                low_stock_threshold=owner.low_stock_threshold,
+            )
+        )
+    rows.sort(key=lambda row: (row.product_name.lower(), row.product_id, row.denomination))
+    return rows
+
+
+def expiring_vouchers(*, within_days: int) -> QuerySet[Voucher]:
+    """AVAILABLE vouchers expiring within `within_days` (or already expired, still
+    AVAILABLE), earliest first, with the product joined and no secret column loaded."""
+    from datetime import timedelta
+
+    if within_days < 0:
+        raise ValidationFailed("within_days must be 0 or more.", field="within_days")
+    return (
+        Voucher.objects.filter(
+            status=InventoryStatus.AVAILABLE,
+            expires_at__isnull=False,
+            expires_at__lte=timezone.now() + timedelta(days=within_days),
+        )
+        .select_related("product")
+        .defer(*_SECRET_COLUMNS)
+        .order_by("expires_at", "id")
     )

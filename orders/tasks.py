@@ -9,3 +9,11 @@ def order_fulfil(order_id: int) -> None:
     from orders.services.fulfilment import order_fulfil as fulfil
 
     fulfil(order_id=order_id)
+
+
+@task
+def webhook_deliver(delivery_id: int) -> None:
+    """POST one order event to a client's endpoint (retries schedule themselves)."""
+    from orders.services.webhooks import webhook_deliver as deliver
+
+    deliver(delivery_id=delivery_id)

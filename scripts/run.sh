@@ -13,7 +13,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$py" manage.py db_worker --no-reload --interval 0.5 &
+# Worker (fulfilment): db_worker loop + recovery/expiry/webhook sweeps, see docs/deploy.md.
+"$py" manage.py run_worker --interval 0.5 &
 pids+=($!)
 "$py" manage.py runserver "$host:$port" --noreload &
 pids+=($!)

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from starship.env import env, env_bool, env_decimal, env_int, env_list
@@ -21,10 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET_KEY", default=False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production.")
-    # Development only: production sets DJANGO_SECRET_KEY (see README).
-    SECRET_KEY = "dev-insecure-" + "x" * 50
+    # Development only. The "django-insecure-" prefix makes `check --deploy`
+    # fail (security.W009) when production forgets DJANGO_SECRET_KEY.
+    SECRET_KEY = "django-insecure-starship-development-key-not-for-production-use"  # noqa: S105
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -71,6 +69,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Dashboard: its template tags live outside an app's templatetags package.
+            "libraries": {"dashboard": "orders.dashboard.templatetags.dashboard"},
         },
     },
 ]
@@ -177,11 +177,22 @@ STORAGES = {
 }
 
 # --- E-mail -----------------------------------------------------------------
-MAILERS = {
-    "default": {
-        "BACKEND": env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"),
+# The console backend is the default only under DEBUG: in production delivery
+# e-mails go over SMTP (EMAIL_HOST...) unless EMAIL_BACKEND says otherwise.
+_smtp_backend = "django.core.mail.backends.smtp.EmailBackend"
+_email_backend = env(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend" if DEBUG else _smtp_backend,
+)
+MAILERS: dict[str, dict[str, object]] = {"default": {"BACKEND": _email_backend}}
+if _email_backend == _smtp_backend:
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env("EMAIL_HOST", default="localhost"),
+        "port": env_int("EMAIL_PORT", default=25),
+        "username": env("EMAIL_HOST_USER", default=""),
+        "password": env("EMAIL_HOST_PASSWORD", default=""),
+        "use_tls": env_bool("EMAIL_USE_TLS", default=False),
     }
-}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@starship.example")
 
 # --- Voucher encryption -----------------------------------------------------
@@ -206,6 +217,26 @@ FULFILMENT_RETRY_BASE_SECONDS = env_int("FULFILMENT_RETRY_BASE_SECONDS", default
 EXCHANGE_RATES = env("EXCHANGE_RATES", default="EUR/USD=1.08,GBP/USD=1.27,GBP/EUR=1.17")
 AUDIT_CHAINS = env_int("AUDIT_CHAINS", default=16)
 REVEAL_RATE_PER_HOUR = env_int("REVEAL_RATE_PER_HOUR", default=30)
+# Dashboard: seconds a revealed voucher stays visible before it masks itself again.
+REVEAL_REMASK_SECONDS = env_int("REVEAL_REMASK_SECONDS", default=30)
+
+# --- Fulfilment engine (owner: fulfilment) ----------------------------------
+# Simulated vendor: latency per call and the share of calls that fail
+# transiently / are rejected (0..1). Defaults keep the demo predictable.
+VENDOR_SIM_LATENCY_MS = env_int("VENDOR_SIM_LATENCY_MS", default=0)
+VENDOR_SIM_TRANSIENT_RATE = env_decimal("VENDOR_SIM_TRANSIENT_RATE", default=Decimal("0"))
+VENDOR_SIM_REJECT_RATE = env_decimal("VENDOR_SIM_REJECT_RATE", default=Decimal("0"))
+# A fulfilment run or task older than this is presumed dead (worker killed)
+# and is resumed by the recovery sweep. Keep it above the slowest vendor call.
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", default=300)
+# How often `run_worker` runs the recovery, expiry and webhook sweeps.
+WORKER_SWEEP_SECONDS = env_int("WORKER_SWEEP_SECONDS", default=30)
+# Webhooks: first retry after WEBHOOK_RETRY_BASE_SECONDS, doubling (capped at
+# an hour), until WEBHOOK_RETRY_HOURS after the event; each POST times out.
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", default=24)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=5)
+# --- end fulfilment engine ----------------------------------------------------
 
 # --- API (orders/api) -------------------------------------------------------
 # Per-credential rate limits: fixed windows counted in the cache (Redis when

@@ -1,0 +1,1 @@
+"""The JSON API v1 (django-ninja): `orders.api.api.api` is mounted at /api/v1/."""

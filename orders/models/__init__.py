@@ -4,7 +4,7 @@ from orders.models.audit import AuditChainHead, AuditEvent
 from orders.models.catalog import Product, Vendor
 from orders.models.clients import ApiCredential, Client, Wallet, WalletEntry
 from orders.models.inventory import ImportBatch, Voucher
-from orders.models.orders import Order, OrderItem, StatusChange
+from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
 from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "Product",
+    "RefundReview",
     "StatusChange",
     "Vendor",
     "Voucher",

@@ -194,3 +194,30 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status} -> {self.to_status}/{self.to_sub_status}"
+
+
+class RefundReview(models.Model):
+    """A finance decision on an order's refund: approve, hold or reject.
+
+    Refunds above REFUND_SECOND_APPROVAL_LIMIT need approvals from two
+    different users before money moves (maker-checker); the latest hold or
+    reject takes the order out of the queue until someone approves.
+    """
+
+    class Decision(models.TextChoices):
+        APPROVE = "APPROVE", "Approve"
+        HOLD = "HOLD", "Hold"
+        REJECT = "REJECT", "Reject"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refund_reviews")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["order_id", "created_at", "id"]
+        indexes = [models.Index(fields=["order", "created_at"], name="refundreview_order")]
+
+    def __str__(self) -> str:
+        return f"{self.decision} of order {self.order_id} by {self.user_id}"

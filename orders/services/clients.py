@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,6 +57,8 @@ def credential_revoke(*, credential_id: int, actor: Actor) -> ApiCredential:
     if credential.revoked_at is None:
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])
+        # The API caches credential lookups for a few seconds; revoke at once.
+        cache.delete_many([f"api:cred:k:{credential.public_key}", f"api:cred:i:{credential.pk}"])
         audit_record(
             action="credential.revoke", actor=actor, data={"public_key": credential.public_key}
         )

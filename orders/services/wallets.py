@@ -156,8 +156,11 @@ class LedgerMismatch:
 def ledger_mismatches() -> list[LedgerMismatch]:
     """Every wallet whose balance differs from the sum of its entries."""
     wallets = Wallet.objects.select_related("client").annotate(total=Sum("entries__amount"))
-    return [
-        LedgerMismatch(w.pk, w.client.name, w.currency, w.balance, w.total or Decimal("0.00"))
-        for w in wallets.order_by("pk")
-        if w.balance != (w.total or Decimal("0.00"))
-    ]
+    mismatches = []
+    for w in wallets.order_by("pk"):
+        # SQLite sums decimals as floats (100.00 - 99.99 = 0.0100000000000051):
+        # round to the cent, the unit every entry is written in.
+        total = (w.total or Decimal("0")).quantize(CENT)
+        if w.balance != total:
+            mismatches.append(LedgerMismatch(w.pk, w.client.name, w.currency, w.balance, total))
+    return mismatches

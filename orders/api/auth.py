@@ -1,0 +1,235 @@
+"""API authentication: `X-API-Key` + `X-API-Secret`, or `Authorization: Bearer <JWT>`.
+
+The JWT (HS256) is signed with a key derived from SECRET_KEY and carries the
+credential id; it lives API_JWT_TTL_SECONDS. Every request re-checks the
+credential, so a revoked key's tokens stop working too. Lookups are cached
+for API_CREDENTIAL_CACHE_SECONDS (a few seconds), which bounds how long a
+revocation takes to bite. Every failure answers the same 401.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from ninja.security.base import AuthBase
+
+from orders.api import ratelimit
+from orders.api.errors import Unauthorized
+from orders.models import ApiCredential, Client
+from orders.services.actors import Actor
+
+JWT_ALGORITHM = "HS256"
+JWT_ISSUER = "starship-orders"
+JWT_AUDIENCE = "starship-orders-api-v1"
+PUBLIC_KEY_RE = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{1,48}$")
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the credential and its client (both active)."""
+
+    credential: ApiCredential
+    client: Client
+
+    def actor(self, request: HttpRequest) -> Actor:
+        return Actor.for_credential(
+            self.credential,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+
+
+@dataclass(frozen=True)
+class _CachedCredential:
+    id: int
+    public_key: str
+    secret_hash: str
+    client_id: int
+    client_name: str
+    active: bool
+
+    def principal(self) -> Principal:
+        client = Client(id=self.client_id, name=self.client_name, is_active=True)
+        client._state.adding = False
+        credential = ApiCredential(
+            id=self.id,
+            client_id=self.client_id,
+            public_key=self.public_key,
+            secret_hash=self.secret_hash,
+        )
+        credential._state.adding = False
+        credential.client = client
+        return Principal(credential=credential, client=client)
+
+
+def _load(
+    *, public_key: str | None = None, credential_id: int | None = None
+) -> _CachedCredential | None:
+    if public_key is not None:
+        cache_key, lookup = f"api:cred:k:{public_key}", Q(public_key=public_key)
+    else:
+        cache_key, lookup = f"api:cred:i:{credential_id}", Q(pk=credential_id)
+    ttl = settings.API_CREDENTIAL_CACHE_SECONDS
+    if ttl > 0:
+        hit = cache.get(cache_key)
+        if hit is not None:
+            return hit or None  # False caches "no such credential"
+    row = ApiCredential.objects.select_related("client").filter(lookup).first()
+    found = (
+        _CachedCredential(
+            id=row.pk,
+            public_key=row.public_key,
+            secret_hash=row.secret_hash,
+            client_id=row.client_id,
+            client_name=row.client.name,
+            active=row.is_active,
+        )
+        if row is not None
+        else None
+    )
+    if ttl > 0:
+        cache.set(cache_key, found or False, timeout=ttl)
+    return found
+
+
+def _touch(credential_id: int) -> None:
+    """Record last use at most once a minute per credential (no write per request)."""
+    if not cache.add(f"api:cred:used:{credential_id}", 1, timeout=60):
+        return
+    now = timezone.now()
+    ApiCredential.objects.filter(pk=credential_id).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
+    ).update(last_used_at=now)
+
+
+def credential_authenticate(*, api_key: str, api_secret: str) -> Principal:
+    """The active credential for this key + secret, or Unauthorized."""
+    if not PUBLIC_KEY_RE.match(api_key or "") or not api_secret:
+        raise Unauthorized()
+    found = _load(public_key=api_key)
+    candidate = found.secret_hash if found else ApiCredential.hash_secret("x")
+    probe = ApiCredential(secret_hash=candidate)
+    if found is None or not probe.secret_matches(api_secret) or not found.active:
+        raise Unauthorized()
+    return found.principal()
+
+
+def _signing_key() -> bytes:
+    return salted_hmac("orders.api.jwt", "signing-key", algorithm="sha256").digest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    expires_at: datetime
+
+
+def token_issue(*, principal: Principal) -> IssuedToken:
+    """A short-lived HS256 JWT naming the credential."""
+    ttl = settings.API_JWT_TTL_SECONDS
+    now = int(time.time())
+    claims = {
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "sub": str(principal.credential.pk),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(12),
+    }
+    token = jwt.encode(claims, _signing_key(), algorithm=JWT_ALGORITHM)
+    return IssuedToken(
+        access_token=token,
+        expires_in=ttl,
+        expires_at=datetime.fromtimestamp(now + ttl, tz=UTC),
+    )
+
+
+def token_authenticate(token: str) -> Principal:
+    """The active credential a valid, unexpired token names, or Unauthorized."""
+    try:
+        claims = jwt.decode(
+            token,
+            _signing_key(),
+            algorithms=[JWT_ALGORITHM],
+            audience=JWT_AUDIENCE,
+            issuer=JWT_ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+        credential_id = int(claims["sub"])
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise Unauthorized() from None
+    if not 0 < credential_id < 2**63:
+        raise Unauthorized()
+    found = _load(credential_id=credential_id)
+    if found is None or not found.active:
+        raise Unauthorized()
+    return found.principal()
+
+
+def _admit(request: HttpRequest, principal: Principal) -> Principal:
+    ratelimit.credential_hit(request, credential_id=principal.credential.pk)
+    _touch(principal.credential.pk)
+    return principal
+
+
+class ApiKeyAuth(AuthBase):
+    """`X-API-Key` + `X-API-Secret`. Presented but wrong stops here with 401."""
+
+    openapi_type = "apiKey"
+    openapi_in = "header"
+    openapi_name = "X-API-Key"
+    openapi_description = "Public key (sk_live_… / sk_test_…); send X-API-Secret with it."
+
+    def __call__(self, request: HttpRequest) -> Principal | None:
+        api_key = request.headers.get("X-API-Key")
+        if api_key is None:
+            return None
+        principal = credential_authenticate(
+            api_key=api_key.strip(), api_secret=request.headers.get("X-API-Secret", "")
+        )
+        return _admit(request, principal)
+
+
+class BearerAuth(AuthBase):
+    """`Authorization: Bearer <JWT>` from POST /api/v1/auth/token."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+    openapi_bearerFormat = "JWT"
+
+    def __call__(self, request: HttpRequest) -> Principal | None:
+        header = request.headers.get("Authorization")
+        if not header:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized()
+        return _admit(request, token_authenticate(token.strip()))
+
+
+def token_auth_admit(request: HttpRequest, principal: Principal) -> Principal:
+    """The token endpoint authenticates from its body, then counts like any call."""
+    return _admit(request, principal)
+
+
+# Security scheme for the secret half of the key pair (documentation only:
+# ApiKeyAuth reads both headers).
+API_SECRET_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-API-Secret",
+    "description": "The secret issued with the key; only its hash is stored.",
+}

@@ -1,0 +1,168 @@
+"""Every API error is `{"error": "<snake_case>", "message": "…"}` (+ `details` for 400s).
+
+The handlers here translate domain errors, ninja's own errors and anything
+unexpected; `api_not_found` and `json_method_not_allowed` cover what Django
+and ninja would otherwise answer with HTML or plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from orders.errors import DomainError, RateLimited, ValidationFailed
+
+if TYPE_CHECKING:
+    from ninja import NinjaAPI
+
+logger = logging.getLogger("orders.api")
+
+UNAUTHORIZED_MESSAGE = "Invalid or expired access token"
+NOT_FOUND_MESSAGE = "No Matching Result Found!"
+INTERNAL_MESSAGE = "Internal error; it has been logged."
+
+
+class ApiError(Exception):
+    """An error answered as is: status, code and a message safe to show."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class Unauthorized(AuthenticationError):
+    """Bad, unknown, revoked or expired credentials: always the same answer."""
+
+    def __init__(self) -> None:
+        super().__init__(401, UNAUTHORIZED_MESSAGE)
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+def _field_of(loc: tuple | list) -> str:
+    # ninja's loc is (source, [param name,] field, ...): keep what the client sent.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header", "form"}:
+        source, parts = parts[0], parts[1:]
+        if source == "body" and parts and parts[0] == "payload":
+            parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_details(exc: NinjaValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors:
+        message = str(error.get("msg", "Invalid value."))
+        # pydantic prefixes custom messages with "Value error, ".
+        message = message.removeprefix("Value error, ")
+        details.append({"field": _field_of(error.get("loc", ())), "message": message})
+    return details
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    """Register the JSON translations on the API (most specific class wins)."""
+
+    def on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        details = _validation_details(exc)
+        first = details[0] if details else {"field": "body", "message": "Invalid request."}
+        message = f"{first['field']}: {first['message']}"
+        return error_response(400, "validation_error", message, details)
+
+    def on_domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
+        if exc.http_status >= 500:
+            logger.error(
+                "%s (%s) answering %s %s",
+                type(exc).__name__,
+                exc.code,
+                request.method,
+                request.path,
+            )
+            return error_response(500, "internal_error", INTERNAL_MESSAGE)
+        details = None
+        if isinstance(exc, ValidationFailed):
+            detail: dict[str, Any] = {"field": exc.field or "body", "message": exc.message}
+            if "valid" in exc.details:
+                detail["valid"] = exc.details["valid"]
+            details = [detail]
+        response = error_response(exc.http_status, exc.code, exc.message, details)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+
+    def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 401:
+            return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
+        if exc.status_code == 400:
+            # ninja raises this for a body it cannot parse.
+            return error_response(
+                400, "malformed_json", "The request body is not valid JSON (send an object)."
+            )
+        if exc.status_code == 404:
+            return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+        return error_response(exc.status_code, "http_error", str(exc))
+
+    def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        from django.http import Http404
+
+        if isinstance(exc, Http404):
+            return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+        # The traceback has code and the exception text, never request bodies
+        # or headers; services keep secrets out of exception messages.
+        logger.error(
+            "Unhandled %s answering %s %s",
+            type(exc).__name__,
+            request.method,
+            request.path,
+            exc_info=exc,
+        )
+        return error_response(500, "internal_error", INTERNAL_MESSAGE)
+
+    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+        (NinjaValidationError, on_validation),
+        (DomainError, on_domain),
+        (ApiError, on_api_error),
+        (HttpError, on_http_error),
+        (Exception, on_unexpected),
+    ]
+    for exc_class, handler in handlers:
+        api.add_exception_handler(exc_class, handler)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any URL under /api/ that names no operation."""
+    response = error_response(404, "not_found", NOT_FOUND_MESSAGE)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def json_method_not_allowed(response: HttpResponse) -> HttpResponse:
+    """ninja answers a wrong method with text; keep its Allow header, answer JSON."""
+    allowed = response.get("Allow", "")
+    json_response = error_response(
+        405, "method_not_allowed", f"Method not allowed here; allowed: {allowed}."
+    )
+    json_response["Allow"] = allowed
+    return json_response

@@ -1,0 +1,250 @@
+"""Orders: create (idempotent on reference_code), list, and details with vouchers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Annotated
+
+from django.http import HttpRequest
+from ninja import Path, Query, Router
+from ninja.responses import Status
+
+from orders.api import ratelimit
+from orders.api.errors import ApiError
+from orders.api.schemas import (
+    MAX_ID,
+    ErrorOut,
+    OrderCreateIn,
+    OrderDetailOut,
+    OrderPageOut,
+    Text,
+    money_text,
+    rfc3339,
+)
+from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
+from orders.errors import DecryptionFailed, NotFound, ValidationFailed
+from orders.models import Order
+from orders.selectors import OrderFilters, available_stock, order_for_client, order_list
+from orders.services.placing import Customer, order_create
+from orders.services.reveal import RevealedVoucher, order_vouchers_reveal
+
+logger = logging.getLogger("orders.api")
+router = Router(tags=["Orders"])
+
+ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+OPEN_STATUSES = frozenset({OrderStatus.PLACED, OrderStatus.PENDING})
+# RFC 3339; a "+" in a query string arrives as a space, so a space offset is read as "+".
+RFC3339_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+\- ]\d{2}:\d{2})$"
+)
+
+
+def order_delivery_time(order: Order) -> DeliveryTime:
+    """INSTANT if the order was filled from inventory, or is still open and
+    AVAILABLE stock covers its undelivered units now; else DELAYED."""
+    if order.sub_status == SubStatus.INVENTORY_FULFILLED:
+        return DeliveryTime.INSTANT
+    if order.status in OPEN_STATUSES:
+        missing = sum(1 for item in order.items.all() if item.status != ItemStatus.DELIVERED)
+        stock = available_stock(product_id=order.product_id, denomination=order.denomination)
+        return DeliveryTime.INSTANT if stock >= missing else DeliveryTime.DELAYED
+    return DeliveryTime.DELAYED
+
+
+def order_summary_out(order: Order) -> dict:
+    return {
+        "id": order.pk,
+        "reference_code": order.reference_code,
+        "transaction_id": order.transaction_id,
+        "amount": money_text(order.amount),
+        "currency": order.currency,
+        "product_id": order.product_id,
+        "denomination": money_text(order.denomination),
+        "quantity": order.quantity,
+        "discount": money_text(order.discount),
+        "status": order.status,
+        "sub_status": order.sub_status,
+        "placed_at": rfc3339(order.placed_at),
+    }
+
+
+def order_detail_out(order: Order, vouchers: list[RevealedVoucher]) -> dict:
+    return {
+        "id": order.pk,
+        "reference_code": order.reference_code,
+        "transaction_id": order.transaction_id,
+        "amount": money_text(order.amount),
+        "product_id": order.product_id,
+        "denomination": money_text(order.denomination),
+        "quantity": order.quantity,
+        "discount": money_text(order.discount),
+        "vouchers": [
+            {
+                "card_number": v.card_number,
+                "pin_code": v.pin_code,
+                "claim_url": v.claim_url,
+                "voucher_reference_number": v.voucher_reference_number,
+                "expires_at": rfc3339(v.expires_at),
+            }
+            for v in vouchers
+        ],
+        "status": order.status,
+        "placed_at": rfc3339(order.placed_at),
+        "sub_status": order.sub_status,
+        "currency": order.currency,
+        "delivery_time": order_delivery_time(order),
+        "face_value": money_text(order.face_value),
+        "fees": money_text(order.fees),
+        "taxes": money_text(order.taxes),
+        "wallet_currency": order.wallet_currency or order.currency,
+        "wallet_amount": money_text(order.wallet_amount),
+        "customer": {
+            "name": order.customer_name,
+            "email": order.customer_email,
+            "phone": order.customer_phone,
+        },
+        "items": [
+            {
+                "position": item.position,
+                "status": item.status,
+                "recharge_status": item.recharge_status or None,
+            }
+            for item in order.items.all()
+        ],
+    }
+
+
+def _timestamp(value: str | None, *, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    match = RFC3339_RE.match(value.strip())
+    if match:
+        day, clock, fraction, offset = match.groups()
+        fraction = (fraction or "")[:7]  # Python keeps microseconds
+        offset = "+00:00" if offset in "Zz" else offset.replace(" ", "+")
+        try:
+            return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}")
+        except ValueError:
+            pass
+    raise ValidationFailed(
+        f"{field} must be an RFC 3339 timestamp like 2024-01-15T10:30:00Z.", field=field
+    )
+
+
+def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
+    parsed = []
+    for raw in values or []:
+        for part in raw.split(","):
+            if part.strip():
+                parsed.append(enum.parse(part, field=field))  # type: ignore[attr-defined]
+    return parsed
+
+
+@router.post(
+    "",
+    response={
+        201: OrderDetailOut,
+        200: OrderDetailOut,
+        400: ErrorOut,
+        402: ErrorOut,
+        409: ErrorOut,
+        **ERRORS,
+    },
+    summary="Create an order",
+)
+def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
+    """Place an order paid from your wallet; fulfilment starts in the background.
+
+    201: created (the wallet was debited). 200: the same request with the same
+    reference_code again: the existing order, no money moved. 409: that
+    reference_code was used for a different request. 402 insufficient_funds:
+    the wallet cannot pay; nothing was written. Vouchers are returned only by
+    GET /orders/{id}, so `vouchers` is always [] here.
+    """
+    principal = request.auth  # type: ignore[attr-defined]
+    customer = payload.customer
+    placed = order_create(
+        client=principal.client,
+        actor=principal.actor(request),
+        credential=principal.credential,
+        product_id=payload.product_id,
+        denomination=payload.denomination,
+        quantity=payload.quantity,
+        reference_code=payload.reference_code,
+        customer=Customer(name=customer.name, email=customer.email, phone=customer.phone)
+        if customer
+        else None,
+        payment_method=payload.payment_method,
+        recipient_phone=payload.recipient_phone,
+        wallet_currency=payload.wallet_currency,
+    )
+    order = order_for_client(client_id=principal.client.pk, order_id=placed.order.pk)
+    assert order is not None
+    return Status(201 if placed.created else 200, order_detail_out(order, vouchers=[]))
+
+
+@router.get(
+    "",
+    response={200: OrderPageOut, 400: ErrorOut, **ERRORS},
+    summary="List orders",
+)
+def order_list_view(
+    request: HttpRequest,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[Text | None, Query(max_length=500)] = None,
+    status: Annotated[
+        list[Text] | None,
+        Query(description="Repeatable, any case: status=pending&status=DELIVERED"),
+    ] = None,
+    sub_status: Annotated[list[Text] | None, Query(description="Repeatable, any case.")] = None,
+    product_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    reference_code: Annotated[Text | None, Query(max_length=100)] = None,
+    placed_after: Annotated[
+        Text | None,
+        Query(max_length=64, description="RFC 3339, inclusive", examples=["2024-01-15T00:00:00Z"]),
+    ] = None,
+    placed_before: Annotated[
+        Text | None,
+        Query(max_length=64, description="RFC 3339, exclusive", examples=["2024-02-01T00:00:00Z"]),
+    ] = None,
+) -> dict:
+    """Your orders, newest first, by keyset: follow `next` until it is null.
+    Summaries carry no vouchers."""
+    filters = OrderFilters(
+        client_id=request.auth.client.pk,  # type: ignore[attr-defined]
+        statuses=_enum_values(status, OrderStatus, field="status"),
+        sub_statuses=_enum_values(sub_status, SubStatus, field="sub_status"),
+        product_id=product_id,
+        reference_code=(reference_code or "").strip(),
+        placed_after=_timestamp(placed_after, field="placed_after"),
+        placed_before=_timestamp(placed_before, field="placed_before"),
+    )
+    page = order_list(filters=filters, cursor=cursor or None, limit=limit)
+    return {"results": [order_summary_out(o) for o in page.items], "next": page.next_cursor}
+
+
+@router.get(
+    "/{id}",
+    response={200: OrderDetailOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
+    summary="Get order details",
+)
+def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict:
+    """One of your orders with its decrypted vouchers once DELIVERED or
+    PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`.
+
+    Each read that returns vouchers is audited. At most 60 reads per order per hour.
+    """
+    principal = request.auth  # type: ignore[attr-defined]
+    ratelimit.order_read_hit(request, credential_id=principal.credential.pk, order_id=id)
+    order = order_for_client(client_id=principal.client.pk, order_id=id)
+    if order is None:
+        raise NotFound()
+    try:
+        vouchers = order_vouchers_reveal(order=order, actor=principal.actor(request))
+    except DecryptionFailed as exc:
+        # The message names the field and key id only, never the ciphertext.
+        logger.error("Voucher decryption failed for order %s: %s", order.pk, exc.message)
+        raise ApiError(500, "internal_error", "Failed to retrieve order") from None
+    return order_detail_out(order, vouchers)

@@ -1,0 +1,67 @@
+"""The client's wallets and their ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from orders.api.schemas import ErrorOut, LedgerPageOut, Text, WalletListOut, money_text, rfc3339
+from orders.selectors import wallet_ledger, wallets_of_client
+
+router = Router(tags=["Wallet"])
+
+ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+
+
+@router.get("", response={200: WalletListOut, **ERRORS}, summary="Wallet balances")
+def wallet_balances(request: HttpRequest) -> dict:
+    """The balance of each of your wallets (one per currency)."""
+    wallets = wallets_of_client(client_id=request.auth.client.pk)  # type: ignore[attr-defined]
+    return {
+        "wallets": [
+            {
+                "currency": w.currency,
+                "balance": money_text(w.balance),
+                "updated_at": rfc3339(w.updated_at),
+            }
+            for w in wallets
+        ]
+    }
+
+
+@router.get(
+    "/transactions",
+    response={200: LedgerPageOut, 400: ErrorOut, **ERRORS},
+    summary="Wallet transactions",
+)
+def wallet_transactions(
+    request: HttpRequest,
+    currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
+    cursor: Annotated[Text | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> dict:
+    """Ledger entries newest first (debits negative), `next` cursor for the next page."""
+    page = wallet_ledger(
+        client_id=request.auth.client.pk,  # type: ignore[attr-defined]
+        currency=currency,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {
+        "results": [
+            {
+                "id": e.pk,
+                "kind": e.kind,
+                "amount": money_text(e.amount),
+                "balance_after": money_text(e.balance_after),
+                "currency": e.wallet.currency,
+                "order_id": e.order_id,
+                "created_at": rfc3339(e.created_at),
+                "note": e.note,
+            }
+            for e in page.entries
+        ],
+        "next": page.next_cursor,
+    }

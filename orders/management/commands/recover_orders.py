@@ -1,0 +1,34 @@
+"""Resume what dead workers left: stale RUNNING tasks and stalled open orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from orders.services.recovery import orders_recover, tasks_recover
+from orders.services.webhooks import webhook_deliveries_resume
+
+
+class Command(BaseCommand):
+    help = (
+        "Mark tasks RUNNING longer than TASK_LEASE_SECONDS as failed and enqueue them again, "
+        "and enqueue fulfilment for orders stalled in PLACED/PENDING. Safe to run any time."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--lease-seconds",
+            type=int,
+            default=None,
+            help="Override TASK_LEASE_SECONDS for this run.",
+        )
+
+    def handle(self, *args: Any, lease_seconds: int | None, **options: Any) -> None:
+        tasks = tasks_recover(lease_seconds=lease_seconds)
+        orders = orders_recover(lease_seconds=lease_seconds)
+        webhooks = webhook_deliveries_resume(overdue_seconds=lease_seconds)
+        self.stdout.write(
+            f"recovered {tasks} task(s), re-enqueued {orders} order(s), "
+            f"resumed {webhooks} webhook delivery(ies)"
+        )

@@ -1,0 +1,84 @@
+"""The worker: django-tasks-db's db_worker plus the periodic sweeps, in one process.
+
+A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
+recovery, voucher expiry, lost webhook deliveries) at start and then every
+WORKER_SWEEP_SECONDS, while the main thread runs the db_worker loop with its
+signal handling (SIGTERM/SIGINT finish the current task, then stop). Run as
+many as you like, on as many machines: tasks are claimed with SKIP LOCKED and
+every sweep is safe to run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections, connection
+
+from orders.services.recovery import maintenance_sweep
+
+logger = logging.getLogger("orders.worker")
+
+
+def _sweep_forever(stop: threading.Event, every: float) -> None:
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            counts = maintenance_sweep()
+            if any(counts.values()):
+                logger.info("sweep: %s", counts)
+        except Exception:
+            logger.exception("maintenance sweep failed; trying again next round")
+        finally:
+            connection.close()
+        stop.wait(every)
+
+
+class Command(BaseCommand):
+    help = "Run the background worker (db_worker) with periodic recovery and expiry sweeps."
+    # Checks belong to deploy time (`manage.py check --deploy`); a restarted worker starts fast.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--interval", type=float, default=1.0, help="Idle poll, seconds.")
+        parser.add_argument("--queue-name", default="default", help="Queues, comma separated.")
+        parser.add_argument("--worker-id", default=None, help="Unique id in the worker pool.")
+        parser.add_argument(
+            "--sweep-seconds",
+            type=float,
+            default=None,
+            help="Seconds between sweeps (default WORKER_SWEEP_SECONDS).",
+        )
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Sweep once, run every ready task, then exit.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        every = options["sweep_seconds"] or float(settings.WORKER_SWEEP_SECONDS)
+        worker_args = [
+            "--no-reload",
+            "--no-startup-delay",
+            f"--interval={options['interval']}",
+            f"--queue-name={options['queue_name']}",
+        ]
+        if options["worker_id"]:
+            worker_args.append(f"--worker-id={options['worker_id']}")
+        if options["batch"]:
+            maintenance_sweep()
+            call_command("db_worker", *worker_args, "--batch", verbosity=options["verbosity"])
+            return
+        stop = threading.Event()
+        sweeper = threading.Thread(
+            target=_sweep_forever, args=(stop, every), name="sweeper", daemon=True
+        )
+        sweeper.start()
+        try:
+            call_command("db_worker", *worker_args, verbosity=options["verbosity"])
+        finally:
+            stop.set()
