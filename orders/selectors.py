@@ -684,3 +684,165 @@ def expiring_vouchers(*, within_days: int) -> QuerySet[Voucher]:
         .defer(*_SECRET_COLUMNS)
         .order_by("expires_at", "id")
     )
+
+
+# --- Finance: refund queue, wallets and ledgers (owner: finance) --------------
+# Imports are local to this section so it stays a self-contained block of a shared file.
+
+from collections.abc import Iterator as _Iterator  # noqa: E402
+
+from django.db.models import OuterRef as _OuterRef  # noqa: E402
+from django.db.models import Subquery as _Subquery  # noqa: E402
+from django.db.models import Sum as _Sum  # noqa: E402
+
+from orders.models import RefundReview as _RefundReview  # noqa: E402
+
+REFUND_QUEUE_STATUSES = (OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.PARTIALLY_DELIVERED)
+_STOPPED = (_RefundReview.Decision.HOLD, _RefundReview.Decision.REJECT)
+
+
+@dataclass(frozen=True)
+class RefundQueueFilters:
+    """The refund queue's filters; empty means no filter."""
+
+    client_id: int | None = None
+    currency: str = ""
+    older_than_days: int | None = None
+    sub_status: str = ""
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+    include_stopped: bool = False  # show orders whose latest review is a hold or reject
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    total: Decimal
+    orders: int
+
+
+@dataclass(frozen=True)
+class RefundQueue:
+    page: Page
+    totals: list[CurrencyTotal]
+
+
+def refund_queue_queryset(*, filters: RefundQueueFilters) -> QuerySet[Order]:
+    """Refunds awaiting a finance decision, oldest first, each with its latest review.
+
+    `latest_decision`/`latest_reviewer`/`latest_review_at` come from the order's
+    newest RefundReview; an APPROVE there is a pending first approval.
+    """
+    latest = _RefundReview.objects.filter(order=_OuterRef("pk")).order_by("-created_at", "-id")
+    qs = (
+        Order.objects.filter(
+            refund_status=RefundStatus.NOT_REFUNDED,
+            status__in=[str(s) for s in REFUND_QUEUE_STATUSES],
+        )
+        .select_related("client")
+        .annotate(
+            latest_decision=_Subquery(latest.values("decision")[:1]),
+            latest_reviewer=_Subquery(latest.values("user__username")[:1]),
+            latest_review_at=_Subquery(latest.values("created_at")[:1]),
+        )
+    )
+    if filters.client_id is not None:
+        qs = qs.filter(client_id=filters.client_id)
+    if filters.currency:
+        qs = qs.filter(wallet_currency=filters.currency.strip().upper())
+    if filters.older_than_days:
+        qs = qs.filter(placed_at__lt=timezone.now() - timedelta(days=filters.older_than_days))
+    if filters.sub_status:
+        qs = qs.filter(sub_status=filters.sub_status)
+    if filters.amount_min is not None:
+        qs = qs.filter(refund_amount__gte=filters.amount_min)
+    if filters.amount_max is not None:
+        qs = qs.filter(refund_amount__lte=filters.amount_max)
+    if not filters.include_stopped:
+        qs = qs.filter(Q(latest_decision__isnull=True) | ~Q(latest_decision__in=_STOPPED))
+    return qs.order_by("placed_at", "id")
+
+
+def refund_queue(
+    *, filters: RefundQueueFilters, cursor: str | None = None, limit: int = 25
+) -> RefundQueue:
+    """One page of the refund queue (keyset on placed_at, id, oldest first) and the
+    totals per wallet currency of the whole filtered queue, in one grouped query."""
+    qs = refund_queue_queryset(filters=filters)
+    totals = [
+        CurrencyTotal(
+            currency=row["wallet_currency"],
+            # SQLite sums decimals as floats: round to the cent every amount is in.
+            total=Decimal(str(row["total"] or 0)).quantize(Decimal("0.01")),
+            orders=row["orders"],
+        )
+        for row in qs.order_by()
+        .values("wallet_currency")
+        .annotate(total=_Sum("refund_amount"), orders=_Count("id"))
+        .order_by("wallet_currency")
+    ]
+    if cursor:
+        position = Cursor.decode(cursor)
+        qs = qs.filter(
+            Q(placed_at__gt=position.placed_at)
+            | Q(placed_at=position.placed_at, id__gt=position.id)
+        )
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        Cursor(placed_at=rows[-1].placed_at, id=rows[-1].pk).encode() if more and rows else None
+    )
+    return RefundQueue(page=Page(items=rows, next_cursor=next_cursor), totals=totals)
+
+
+def wallet_list() -> list[Wallet]:
+    """Every wallet with its client, by client name then currency."""
+    return list(Wallet.objects.select_related("client").order_by("client__name", "currency"))
+
+
+def wallet_get(*, wallet_id: int) -> Wallet:
+    wallet = Wallet.objects.select_related("client").filter(pk=wallet_id).first()
+    if wallet is None:
+        raise NotFound("No such wallet.")
+    return wallet
+
+
+@dataclass(frozen=True)
+class LedgerFilters:
+    kind: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def wallet_entries_queryset(*, wallet_id: int, filters: LedgerFilters) -> QuerySet[WalletEntry]:
+    """One wallet's entries, newest first; `balance_after` is the running balance."""
+    qs = WalletEntry.objects.filter(wallet_id=wallet_id)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.created_after is not None:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before is not None:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    return qs.order_by("-created_at", "-id")
+
+
+def wallet_entry_list(
+    *, wallet_id: int, filters: LedgerFilters, cursor: str | None = None, limit: int = 25
+) -> LedgerPage:
+    """One page of a wallet's ledger by keyset on (created_at, id), newest first."""
+    qs = wallet_entries_queryset(wallet_id=wallet_id, filters=filters)
+    if cursor:
+        created, pk = _ledger_cursor_decode(cursor)
+        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(
+        entries=rows, next_cursor=_ledger_cursor_encode(rows[-1]) if more and rows else None
+    )
+
+
+def refund_queue_rows(*, filters: RefundQueueFilters) -> _Iterator[Order]:
+    """The whole filtered refund queue for an export, streamed in chunks."""
+    return refund_queue_queryset(filters=filters).iterator(chunk_size=2000)

@@ -31,6 +31,23 @@ PERMISSIONS: dict[str, str] = {
     "order_retry": "orders.retry_order",
     "order_resend": "orders.resend_delivery",
     "audit_log": "orders.view_audit_log",
+    "inventory_stock": "orders.view_voucher",
+    "inventory_import": "orders.import_vouchers",
+    "inventory_import_preview": "orders.import_vouchers",
+    "inventory_import_commit": "orders.import_vouchers",
+    "inventory_vouchers": "orders.view_voucher",
+    "inventory_voucher_action": "orders.block_voucher",
+    "inventory_batches": "orders.view_importbatch",
+    "inventory_batch_action": "orders.block_voucher",
+    "refund_queue": "orders.approve_refund",
+    "refund_decide": "orders.approve_refund",
+    "wallet_list": "orders.view_wallet",
+    "wallet_detail": "orders.view_wallet",
+    "wallet_top_up": "orders.approve_refund",
+    "wallet_adjust": "orders.change_wallet",  # no role holds it: superusers only
+    "export_orders": "orders.export_orders",
+    "export_refunds": "orders.export_orders",
+    "export_ledger": "orders.export_orders",
 }
 
 
@@ -43,6 +60,9 @@ class NavItem:
 NAVIGATION: list[NavItem] = [
     NavItem("overview", "Overview"),
     NavItem("order_list", "Orders"),
+    NavItem("inventory_stock", "Inventory"),
+    NavItem("refund_queue", "Refunds"),
+    NavItem("wallet_list", "Wallets"),
     NavItem("audit_log", "Audit log"),
 ]
 

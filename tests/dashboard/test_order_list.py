@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import pytest
 from django.db import connection
@@ -272,3 +274,16 @@ def test_the_list_never_counts_or_offsets(support_client, catalogue):
     order_sql = [q["sql"] for q in queries if 'FROM "orders_order"' in q["sql"]]
     assert order_sql
     assert not any("COUNT(" in sql.upper() or "OFFSET" in sql.upper() for sql in order_sql)
+
+
+def test_following_the_older_link_shows_the_next_page(support_client):
+    """The link's href, resolved as a browser does, moves to the next page."""
+    product = ProductFactory()
+    for _ in range(30):
+        OrderFactory(product=product, status=OrderStatus.FAILED)
+    first = support_client.get(URL, {"status": "FAILED"})
+    href = html.unescape(first.content.decode().split('rel="next" href="', 1)[1].split('"', 1)[0])
+    assert href.startswith("?") and not href.startswith("??")
+    older = support_client.get(urljoin(URL, href))
+    assert ids_in(older) and not set(ids_in(older)) & set(ids_in(first))
+    assert len(ids_in(first)) + len(ids_in(older)) == 30

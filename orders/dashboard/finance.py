@@ -1,0 +1,448 @@
+"""Finance pages: the refund queue with maker-checker decisions, wallets and their
+ledgers, and streamed CSV exports.
+
+Same shape as `views.py`: read input into a form, call one service or
+selector, render the page or, for htmx, the partial it swaps.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from orders import selectors
+from orders.dashboard.forms import OrderFilterForm, _start_of
+from orders.dashboard.permissions import permission_for
+from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
+from orders.enums import SubStatus, WalletEntryKind
+from orders.errors import DomainError, NotFound, ValidationFailed
+from orders.models import Client, Order, RefundReview, WalletEntry
+from orders.services.finance import refund_decide_many
+from orders.services.wallets import wallet_adjust, wallet_top_up
+
+PAGE_SIZE = 25
+
+# --- Forms ------------------------------------------------------------------------
+
+
+class RefundQueueFilterForm(forms.Form):
+    """The refund queue's filters; every value lives in the URL."""
+
+    client = forms.ModelChoiceField(
+        label="Client", required=False, queryset=Client.objects.order_by("name"), empty_label="Any"
+    )
+    currency = forms.CharField(
+        label="Wallet currency",
+        required=False,
+        max_length=3,
+        widget=forms.TextInput(attrs={"placeholder": "USD", "size": 4}),
+    )
+    older_than_days = forms.IntegerField(
+        label="Placed more than (days) ago", required=False, min_value=0, max_value=3650
+    )
+    sub_status = forms.ChoiceField(
+        label="Reason (sub-status)", required=False, choices=[("", "Any"), *SubStatus.choices]
+    )
+    amount_min = forms.DecimalField(
+        label="Refund from", required=False, min_value=Decimal("0"), decimal_places=2
+    )
+    amount_max = forms.DecimalField(
+        label="Refund up to", required=False, min_value=Decimal("0"), decimal_places=2
+    )
+    include_stopped = forms.BooleanField(label="Show held and rejected", required=False)
+    cursor = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        low, high = data.get("amount_min"), data.get("amount_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("amount_max", "“Refund up to” must not be below “Refund from”.")
+        return data
+
+    def to_filters(self) -> selectors.RefundQueueFilters:
+        data = self.cleaned_data
+        return selectors.RefundQueueFilters(
+            client_id=data["client"].pk if data.get("client") else None,
+            currency=(data.get("currency") or "").strip().upper(),
+            older_than_days=data.get("older_than_days"),
+            sub_status=data.get("sub_status") or "",
+            amount_min=data.get("amount_min"),
+            amount_max=data.get("amount_max"),
+            include_stopped=bool(data.get("include_stopped")),
+        )
+
+
+class RefundDecisionForm(forms.Form):
+    """A decision on the ticked orders; hold and reject need a note."""
+
+    order = forms.TypedMultipleChoiceField(label="Orders", coerce=int, choices=())
+    decision = forms.ChoiceField(label="Decision", choices=RefundReview.Decision.choices)
+    note = forms.CharField(label="Note", required=False, max_length=500, strip=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Which ids are refundable is the service's decision; the form only parses.
+        ids = self.data.getlist("order") if hasattr(self.data, "getlist") else []
+        field = self.fields["order"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field.choices = [(i, i) for i in ids]
+        field.error_messages["required"] = "Tick at least one order."
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("decision") in ("HOLD", "REJECT") and not data.get("note"):
+            self.add_error("note", "A hold or reject needs a note saying why.")
+        return data
+
+
+class LedgerFilterForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Kind", required=False, choices=[("", "Any"), *WalletEntryKind.choices]
+    )
+    created_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    cursor = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "“To” must be on or after “From”.")
+        return data
+
+    def to_filters(self) -> selectors.LedgerFilters:
+        data = self.cleaned_data
+        start, end = data.get("created_from"), data.get("created_to")
+        return selectors.LedgerFilters(
+            kind=data.get("kind") or "",
+            created_after=_start_of(start) if start else None,
+            created_before=_start_of(end + timedelta(days=1)) if end else None,
+        )
+
+
+class WalletMoneyForm(forms.Form):
+    """A top-up (positive) or, for an admin, a signed adjustment; a reason is required."""
+
+    amount = forms.DecimalField(label="Amount", max_digits=14, decimal_places=2)
+    reason = forms.CharField(label="Reason", max_length=500, strip=True)
+
+
+# --- Refund queue -----------------------------------------------------------------
+
+
+def _queue_context(request: HtmxHttpRequest, query: Any) -> tuple[dict[str, Any], int]:
+    form = RefundQueueFilterForm(query)
+    queue = None
+    if form.is_valid():
+        try:
+            queue = selectors.refund_queue(
+                filters=form.to_filters(),
+                cursor=form.cleaned_data["cursor"] or None,
+                limit=PAGE_SIZE,
+            )
+        except ValidationFailed as error:
+            form.add_error(None, error.message)
+    context = {
+        "form": form,
+        "queue": queue,
+        "decision_form": RefundDecisionForm(),
+        "filter_query": _without(query, "cursor"),
+    }
+    return context, 200 if queue is not None else 400
+
+
+def _without(query: Any, *names: str) -> str:
+    copy = query.copy()
+    for name in names:
+        copy.pop(name, None)
+    return str(copy.urlencode())
+
+
+@require_GET
+@permission_for("refund_queue")
+def refund_queue(request: HtmxHttpRequest) -> HttpResponse:
+    context, status = _queue_context(request, request.GET)
+    template = _partial(request, "dashboard/finance/refunds.html", "refund-results")
+    return render(request, template, context, status=status)
+
+
+@require_POST
+@permission_for("refund_decide")
+def refund_decide(request: HtmxHttpRequest) -> HttpResponse:
+    """Apply one decision to the ticked orders and say, per order, what happened."""
+    form = RefundDecisionForm(request.POST)
+    if form.is_valid():
+        outcomes = refund_decide_many(
+            order_ids=form.cleaned_data["order"],
+            actor=_actor(request),
+            decision=form.cleaned_data["decision"],
+            note=form.cleaned_data["note"],
+        )
+        for outcome in outcomes:
+            level = messages.SUCCESS if outcome.ok else messages.ERROR
+            messages.add_message(request, level, outcome.summary)
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+    # The filters the user was looking at travel in the form as `return_query`.
+    query = request.POST.get("return_query", "")
+    if not request.htmx:
+        url = reverse("dashboard:refund_queue")
+        return redirect(f"{url}?{query}" if query else url)
+    context, _status = _queue_context(request, QueryDict(query))
+    context["show_messages"] = True
+    response = render(request, "dashboard/finance/refunds.html#refund-results", context)
+    response["HX-Trigger"] = "refundsChanged"
+    return response
+
+
+# --- Wallets ----------------------------------------------------------------------
+
+
+@require_GET
+@permission_for("wallet_list")
+def wallet_list(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "dashboard/finance/wallets.html", {"wallets": selectors.wallet_list()})
+
+
+def _wallet_context(request: HtmxHttpRequest, wallet_id: int) -> tuple[dict[str, Any], int]:
+    try:
+        wallet = selectors.wallet_get(wallet_id=wallet_id)
+    except NotFound:
+        raise Http404("No such wallet.") from None
+    form = LedgerFilterForm(request.GET)
+    page = None
+    if form.is_valid():
+        try:
+            page = selectors.wallet_entry_list(
+                wallet_id=wallet.pk,
+                filters=form.to_filters(),
+                cursor=form.cleaned_data["cursor"] or None,
+                limit=PAGE_SIZE,
+            )
+        except ValidationFailed as error:
+            form.add_error(None, error.message)
+    context = {
+        "wallet": wallet,
+        "form": form,
+        "page": page,
+        "money_form": WalletMoneyForm(),
+        "filter_query": _without(request.GET, "cursor"),
+    }
+    return context, 200 if page is not None else 400
+
+
+@require_GET
+@permission_for("wallet_detail")
+def wallet_detail(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
+    context, status = _wallet_context(request, wallet_id)
+    template = _partial(request, "dashboard/finance/wallet_detail.html", "ledger-results")
+    return render(request, template, context, status=status)
+
+
+def _wallet_money(request: HtmxHttpRequest, wallet_id: int, *, adjust: bool) -> HttpResponse:
+    form = WalletMoneyForm(request.POST)
+    label = "Adjustment" if adjust else "Top-up"
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"{label}: {error}")
+    else:
+        amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+        try:
+            if adjust:
+                entry = wallet_adjust(
+                    wallet_id=wallet_id, amount=amount, actor=_actor(request), reason=reason
+                )
+            else:
+                entry = wallet_top_up(
+                    wallet_id=wallet_id, amount=amount, actor=_actor(request), note=reason
+                )
+        except NotFound:
+            raise Http404("No such wallet.") from None
+        except DomainError as refusal:
+            messages.error(request, f"{label}: {refusal.message}")
+        else:
+            messages.success(
+                request,
+                f"{label}: {entry.amount} {entry.wallet.currency}, "
+                f"balance now {entry.balance_after}.",
+            )
+    if not request.htmx:
+        return redirect("dashboard:wallet_detail", wallet_id=wallet_id)
+    context, _status = _wallet_context(request, wallet_id)
+    context["show_messages"] = True
+    return render(request, "dashboard/finance/wallet_detail.html#wallet-body", context)
+
+
+@require_POST
+@permission_for("wallet_top_up")
+def wallet_top_up_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
+    return _wallet_money(request, wallet_id, adjust=False)
+
+
+@require_POST
+@permission_for("wallet_adjust")
+def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
+    return _wallet_money(request, wallet_id, adjust=True)
+
+
+# --- CSV exports ------------------------------------------------------------------
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> HttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    # permission_for is typed for HttpResponse; Django serves both kinds alike.
+    return cast(HttpResponse, response)
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+ORDER_COLUMNS = [
+    "id",
+    "reference_code",
+    "client",
+    "product",
+    "status",
+    "sub_status",
+    "currency",
+    "denomination",
+    "quantity",
+    "amount",
+    "wallet_currency",
+    "wallet_amount",
+    "refund_status",
+    "refund_amount",
+    "customer_email",
+    "placed_at",
+    "delivered_at",
+    "refunded_at",
+]
+
+
+def _order_row(order: Order) -> list[Any]:
+    return [
+        order.pk,
+        order.reference_code,
+        order.client.name,
+        order.product_name,
+        order.status,
+        order.sub_status,
+        order.currency,
+        str(order.denomination),
+        order.quantity,
+        str(order.amount),
+        order.wallet_currency,
+        str(order.wallet_amount),
+        order.refund_status,
+        str(order.refund_amount),
+        order.customer_email,
+        _iso(order.placed_at),
+        _iso(order.delivered_at),
+        _iso(order.refunded_at),
+    ]
+
+
+@require_GET
+@permission_for("export_orders")
+def export_orders(request: HtmxHttpRequest) -> HttpResponse:
+    """The order list's current filters as CSV; never a voucher column."""
+    form = OrderFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
+    qs = selectors.order_queryset(filters=form.to_filters())
+    order = ("-placed_at", "-id") if form.newest_first else ("placed_at", "id")
+    rows = (_order_row(o) for o in qs.order_by(*order).iterator(chunk_size=2000))
+    return _csv_response("orders.csv", ORDER_COLUMNS, rows)
+
+
+@require_GET
+@permission_for("export_refunds")
+def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
+    """The refund queue under its current filters as CSV."""
+    form = RefundQueueFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
+    header = [*ORDER_COLUMNS, "latest_decision", "latest_reviewer", "latest_review_at"]
+    rows = (
+        [*_order_row(o), o.latest_decision or "", o.latest_reviewer or "", _iso(o.latest_review_at)]  # type: ignore[attr-defined]
+        for o in selectors.refund_queue_rows(filters=form.to_filters())
+    )
+    return _csv_response("refunds.csv", header, rows)
+
+
+LEDGER_COLUMNS = [
+    "id",
+    "created_at",
+    "kind",
+    "amount",
+    "balance_after",
+    "order_id",
+    "note",
+    "actor",
+]
+
+
+def _ledger_row(entry: WalletEntry) -> list[Any]:
+    return [
+        entry.pk,
+        _iso(entry.created_at),
+        entry.kind,
+        str(entry.amount),
+        str(entry.balance_after),
+        entry.order_id or "",
+        entry.note,
+        entry.actor_label,
+    ]
+
+
+@require_GET
+@permission_for("export_ledger")
+def export_ledger(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
+    """One wallet's ledger (newest first) under the page's filters as CSV."""
+    try:
+        wallet = selectors.wallet_get(wallet_id=wallet_id)
+    except NotFound:
+        raise Http404("No such wallet.") from None
+    form = LedgerFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
+    qs = selectors.wallet_entries_queryset(wallet_id=wallet.pk, filters=form.to_filters())
+    rows = (_ledger_row(e) for e in qs.iterator(chunk_size=2000))
+    return _csv_response(f"wallet-{wallet.pk}-{wallet.currency}-ledger.csv", LEDGER_COLUMNS, rows)

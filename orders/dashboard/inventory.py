@@ -1,0 +1,437 @@
+"""Inventory pages of the dashboard: stock, CSV import, vouchers and import batches.
+
+The views follow `orders/dashboard/views.py`: read input into a form, call one
+service or selector, render the page or, for htmx, the partial it swaps. No
+page ever loads or shows a voucher secret: a card is "•••• 1234" from
+`card_last4`, and the queries here load no encrypted column.
+
+An uploaded file is validated as it streams, then kept (only when it is valid)
+as `<tmp>/starship-imports/<batch_id>.csv`, readable by this user only, until
+the import commits: `voucher_import_commit` reads the same bytes again and
+checks their hash. The preview (row numbers and reasons, never a cell's value)
+sits next to it as `<batch_id>.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from orders import selectors
+from orders.dashboard.permissions import permission_for
+from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
+from orders.enums import ImportBatchStatus, InventoryStatus
+from orders.errors import DomainError, NotFound
+from orders.models import ImportBatch, Product, Voucher
+from orders.services import inventory as inventory_service
+
+PAGE_SIZE = 50
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+STALE_IMPORT_SECONDS = 24 * 3600
+# Columns a voucher row shows; the encrypted ones are never loaded.
+_VOUCHER_COLUMNS = (
+    "id",
+    "product__name",
+    "product__currency",
+    "denomination",
+    "card_last4",
+    "status",
+    "status_reason",
+    "expires_at",
+    "batch_id",
+    "created_at",
+)
+VOUCHER_ACTIONS = {
+    "block": ("Block", inventory_service.voucher_block),
+    "unblock": ("Unblock", inventory_service.voucher_unblock),
+    "revoke": ("Revoke", inventory_service.voucher_revoke),
+}
+BATCH_ACTIONS = {
+    "quarantine": ("Quarantine batch", inventory_service.batch_quarantine),
+    "revoke": ("Revoke batch", inventory_service.batch_revoke),
+}
+
+
+# --- Forms ----------------------------------------------------------------------
+
+
+class ImportForm(forms.Form):
+    product = forms.ModelChoiceField(
+        label="Product",
+        queryset=Product.objects.filter(is_active=True).order_by("name"),
+        empty_label="Choose a product",
+    )
+    file = forms.FileField(
+        label="CSV file",
+        help_text=(
+            "UTF-8 CSV with a header row: card_number, pin_code, voucher_reference_number, "
+            "claim_url, expires_at, denomination. At most 20 MB."
+        ),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def clean_file(self) -> UploadedFile:
+        upload: UploadedFile = self.cleaned_data["file"]
+        if (upload.size or 0) > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                "The file is larger than 20 MB; split it and import each part."
+            )
+        if not (upload.name or "").lower().endswith(".csv"):
+            raise forms.ValidationError("Upload a .csv file.")
+        return upload
+
+
+class VoucherFilterForm(forms.Form):
+    product = forms.ModelChoiceField(
+        label="Product",
+        required=False,
+        queryset=Product.objects.order_by("name"),
+        empty_label="Any",
+    )
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any"), *InventoryStatus.choices]
+    )
+    batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
+    expiring_within = forms.IntegerField(
+        label="Expiring within (days)",
+        required=False,
+        min_value=0,
+        max_value=3650,
+        help_text="Available vouchers that expire within this many days, or already have.",
+    )
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+
+class ReasonForm(forms.Form):
+    """The confirmation of an inventory action: a reason is required."""
+
+    reason = forms.CharField(label="Reason", max_length=400, strip=True)
+
+
+# --- Import files ---------------------------------------------------------------
+
+
+def _import_dir() -> Path:
+    folder = Path(tempfile.gettempdir()) / "starship-imports"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)  # also when it already existed; fails unless this user owns it
+    return folder
+
+
+def _private_write(path: Path, chunks: Any) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+
+
+def _discard_stale_files() -> None:
+    # A file validated but never imported is of no use after a day; don't keep secrets around.
+    cutoff = time.time() - STALE_IMPORT_SECONDS
+    for path in _import_dir().iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
+def _import_files(batch_id: int) -> tuple[Path, Path]:
+    folder = _import_dir()
+    return folder / f"{batch_id}.csv", folder / f"{batch_id}.json"
+
+
+def _discard_import_files(batch_id: int) -> None:
+    for path in _import_files(batch_id):
+        path.unlink(missing_ok=True)
+
+
+def _preview_data(preview: inventory_service.ImportPreview) -> dict[str, Any]:
+    return {
+        "row_count": preview.row_count,
+        "valid_count": preview.valid_count,
+        "error_count": preview.error_count,
+        "errors": [error.as_dict() for error in preview.errors],
+        "denominations": [[str(value), count] for value, count in preview.denominations.items()],
+        "file_error": preview.file_error,
+    }
+
+
+# --- Stock ----------------------------------------------------------------------
+
+
+@require_GET
+@permission_for("inventory_stock")
+def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
+    rows = selectors.stock_overview()
+    context = {"rows": rows, "low": [row for row in rows if row.low_stock]}
+    return render(
+        request, _partial(request, "dashboard/inventory/stock.html", "stock-body"), context
+    )
+
+
+# --- Import ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@permission_for("inventory_import")
+def inventory_import(request: HtmxHttpRequest) -> HttpResponse:
+    """Upload a CSV and validate it; nothing is imported until the preview is confirmed."""
+    template = "dashboard/inventory/import.html"
+    if request.method == "GET":
+        return render(request, _partial(request, template, "import-form"), {"form": ImportForm()})
+    # Refuse an oversized body before Django spools it to disk.
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_UPLOAD_BYTES + 64 * 1024:
+        context = {
+            "form": ImportForm(),
+            "upload_error": "The file is larger than 20 MB; split it and import each part.",
+        }
+        return render(request, _partial(request, template, "import-form"), context, status=413)
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(
+            request, _partial(request, template, "import-form"), {"form": form}, status=422
+        )
+    upload: UploadedFile = form.cleaned_data["file"]
+    # newline="" as the csv module wants; utf-8-sig drops a spreadsheet's BOM.
+    text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding="utf-8-sig", newline="")
+    try:
+        preview = inventory_service.voucher_import_validate(
+            product_id=form.cleaned_data["product"].pk,
+            stream=text,
+            file_name=upload.name or "upload.csv",
+            actor=_actor(request),
+        )
+    except DomainError as error:
+        form.add_error(None, error.message)
+        return render(
+            request, _partial(request, template, "import-form"), {"form": form}, status=422
+        )
+    finally:
+        text.detach()
+    _discard_stale_files()
+    csv_path, preview_path = _import_files(preview.batch_id)
+    if preview.is_valid:
+        upload.seek(0)
+        _private_write(csv_path, upload.chunks())
+    _private_write(preview_path, [json.dumps(_preview_data(preview)).encode()])
+    return redirect("dashboard:inventory_import_preview", batch_id=preview.batch_id)
+
+
+def _batch(batch_id: int) -> ImportBatch:
+    batch = ImportBatch.objects.select_related("product").filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404("No such import batch.")
+    return batch
+
+
+@require_GET
+@permission_for("inventory_import_preview")
+def inventory_import_preview(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
+    batch = _batch(batch_id)
+    csv_path, preview_path = _import_files(batch.pk)
+    try:
+        preview = json.loads(preview_path.read_text())
+    except FileNotFoundError:
+        preview = None
+    else:
+        preview["denominations"] = [
+            (Decimal(value), count) for value, count in preview["denominations"]
+        ]
+    ready = (
+        batch.status == ImportBatchStatus.VALIDATING
+        and not batch.error_count
+        and batch.row_count > 0
+        and csv_path.exists()
+        and preview is not None
+    )
+    context = {"batch": batch, "preview": preview, "ready": ready}
+    return render(
+        request, _partial(request, "dashboard/inventory/import_preview.html", "preview"), context
+    )
+
+
+@require_POST
+@permission_for("inventory_import_commit")
+def inventory_import_commit(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
+    """Import the validated file kept for this batch: every row, or none."""
+    batch = _batch(batch_id)
+    csv_path, _preview_path = _import_files(batch.pk)
+    try:
+        with csv_path.open(encoding="utf-8-sig", newline="") as stream:
+            imported = inventory_service.voucher_import_commit(
+                batch_id=batch.pk, stream=stream, actor=_actor(request)
+            )
+    except FileNotFoundError:
+        messages.error(request, "The validated file is no longer here; upload it again.")
+        return redirect("dashboard:inventory_import")
+    except NotFound:
+        raise Http404("No such import batch.") from None
+    except DomainError as error:
+        # The batch is now invalid (or never was importable): the file is of no more use.
+        _discard_import_files(batch.pk)
+        messages.error(request, error.message)
+        return redirect("dashboard:inventory_import_preview", batch_id=batch.pk)
+    _discard_import_files(batch.pk)
+    messages.success(
+        request, f"Imported {imported.imported_count} vouchers into {batch.product.name}"
+    )
+    return redirect("dashboard:inventory_stock")
+
+
+# --- Vouchers -------------------------------------------------------------------
+
+
+def _voucher_rows() -> QuerySet[Voucher]:
+    return Voucher.objects.select_related("product").only(*_VOUCHER_COLUMNS)
+
+
+def _voucher_page(form: VoucherFilterForm) -> tuple[list[Voucher], int | None]:
+    """One page by keyset on id (ascending) and the id the next page starts after."""
+    data = form.cleaned_data
+    if data.get("expiring_within") is not None:
+        ids = selectors.expiring_vouchers(within_days=data["expiring_within"]).values("id")
+        qs = _voucher_rows().filter(pk__in=ids)
+    else:
+        qs = _voucher_rows()
+    if data.get("product"):
+        qs = qs.filter(product=data["product"])
+    if data.get("status"):
+        qs = qs.filter(status=data["status"])
+    if data.get("batch"):
+        qs = qs.filter(batch_id=data["batch"])
+    if data.get("after"):
+        qs = qs.filter(pk__gt=data["after"])
+    rows = list(qs.order_by("id")[: PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return rows, rows[-1].pk if more else None
+
+
+@require_GET
+@permission_for("inventory_vouchers")
+def inventory_vouchers(request: HtmxHttpRequest) -> HttpResponse:
+    form = VoucherFilterForm(request.GET)
+    rows: list[Voucher] | None = None
+    next_after = None
+    if form.is_valid():
+        rows, next_after = _voucher_page(form)
+    context = {"form": form, "vouchers": rows, "next_after": next_after}
+    template = _partial(request, "dashboard/inventory/vouchers.html", "voucher-results")
+    return render(request, template, context, status=200 if rows is not None else 400)
+
+
+@require_POST
+@permission_for("inventory_voucher_action")
+def inventory_voucher_action(
+    request: HtmxHttpRequest, voucher_id: int, action: str
+) -> HttpResponse:
+    """Block, unblock or revoke one voucher with a reason; htmx gets the row back."""
+    if action not in VOUCHER_ACTIONS:
+        raise Http404("No such action.")
+    label, service = VOUCHER_ACTIONS[action]
+    form = ReasonForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            service(
+                voucher_id=voucher_id, actor=_actor(request), reason=form.cleaned_data["reason"]
+            )
+        except NotFound:
+            raise Http404("No such voucher.") from None
+        except DomainError as refusal:
+            error = refusal.message
+    else:
+        error = "Give a reason to confirm."
+    if not request.htmx:
+        if error:
+            messages.error(request, f"{label} voucher {voucher_id}: {error}")
+        else:
+            messages.success(request, f"{label} voucher {voucher_id}: done.")
+        return redirect("dashboard:inventory_vouchers")
+    voucher = _voucher_rows().filter(pk=voucher_id).first()
+    if voucher is None:
+        raise Http404("No such voucher.")
+    context = {"voucher": voucher, "row_error": error, "failed_action": action if error else ""}
+    status = 422 if not form.is_valid() else 409 if error else 200
+    return render(request, "dashboard/inventory/vouchers.html#voucher-row", context, status=status)
+
+
+# --- Batches --------------------------------------------------------------------
+
+
+def _batch_rows() -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.select_related("product", "uploaded_by").only(
+        "id",
+        "product__name",
+        "uploaded_by__username",
+        "file_name",
+        "status",
+        "row_count",
+        "imported_count",
+        "error_count",
+        "note",
+        "created_at",
+        "completed_at",
+    )
+
+
+@require_GET
+@permission_for("inventory_batches")
+def inventory_batches(request: HtmxHttpRequest) -> HttpResponse:
+    """Import batches, newest first, by keyset on id."""
+    before = request.GET.get("before", "")
+    qs = _batch_rows()
+    if before.isdigit():
+        qs = qs.filter(pk__lt=int(before))
+    rows = list(qs.order_by("-id")[: PAGE_SIZE + 1])
+    next_before = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
+    context = {"batches": rows[:PAGE_SIZE], "next_before": next_before}
+    return render(
+        request, _partial(request, "dashboard/inventory/batches.html", "batch-results"), context
+    )
+
+
+@require_POST
+@permission_for("inventory_batch_action")
+def inventory_batch_action(request: HtmxHttpRequest, batch_id: int, action: str) -> HttpResponse:
+    """Quarantine (block) or revoke every voucher of a batch still in stock, with a reason."""
+    if action not in BATCH_ACTIONS:
+        raise Http404("No such action.")
+    label, service = BATCH_ACTIONS[action]
+    form = ReasonForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            service(batch_id=batch_id, actor=_actor(request), reason=form.cleaned_data["reason"])
+        except NotFound:
+            raise Http404("No such import batch.") from None
+        except DomainError as refusal:
+            error = refusal.message
+    else:
+        error = "Give a reason to confirm."
+    if not request.htmx:
+        if error:
+            messages.error(request, f"{label} {batch_id}: {error}")
+        else:
+            messages.success(request, f"{label} {batch_id}: done.")
+        return redirect("dashboard:inventory_batches")
+    batch = _batch_rows().filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404("No such import batch.")
+    context = {"batch": batch, "row_error": error, "failed_action": action if error else ""}
+    status = 422 if not form.is_valid() else 409 if error else 200
+    return render(request, "dashboard/inventory/batches.html#batch-row", context, status=status)

@@ -1,0 +1,333 @@
+"""Finance pages: the refund queue and its decisions, wallets and their ledgers,
+streamed CSV exports; every URL for every role, plain and htmx."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from orders.enums import RefundStatus, WalletEntryKind
+from orders.models import Order, RefundReview, Wallet, WalletEntry
+from orders.services.actors import Actor
+from orders.services.wallets import wallet_top_up
+from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE, client_for
+from tests.factories import UserFactory, WalletFactory
+from tests.services.test_finance import refundable_order
+
+pytestmark = pytest.mark.django_db
+
+OK, REDIRECT, FORBIDDEN = 200, 302, 403
+ROLES = ["support", "finance", "inventory", "admin"]
+
+# (name, method, expected status per role in ROLES order)
+MATRIX = [
+    ("refund_queue", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("refund_decide", "post", [FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT]),
+    ("wallet_list", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("wallet_detail", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("wallet_top_up", "post", [FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT]),
+    # Adjustments are for superusers only: no role holds orders.change_wallet.
+    ("wallet_adjust", "post", [FORBIDDEN, FORBIDDEN, FORBIDDEN, REDIRECT]),
+    ("export_orders", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("export_refunds", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("export_ledger", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+]
+WALLET_VIEWS = {"wallet_detail", "wallet_top_up", "wallet_adjust", "export_ledger"}
+
+
+@pytest.fixture
+def wallet():
+    wallet = WalletFactory(currency="USD")
+    wallet_top_up(wallet_id=wallet.pk, amount="100.00", actor=Actor.system("test"), note="Opening")
+    return wallet
+
+
+def _url(name: str, wallet: Wallet) -> str:
+    if name in WALLET_VIEWS:
+        return reverse(f"dashboard:{name}", args=[wallet.pk])
+    return reverse(f"dashboard:{name}")
+
+
+@pytest.mark.parametrize(("name", "method", "expected"), MATRIX)
+@pytest.mark.parametrize("htmx", [False, True])
+def test_every_finance_url_for_every_role(as_role, wallet, name, method, expected, htmx):
+    url = _url(name, wallet)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    for role, status in zip(ROLES, expected, strict=True):
+        response = getattr(as_role(role), method)(url, **headers)
+        if htmx and status == REDIRECT:
+            status = OK  # htmx posts get the re-rendered fragment instead of a redirect
+        assert response.status_code == status, (role, name, htmx)
+
+    anonymous = getattr(as_role(None), method)(url, **headers)
+    if htmx:
+        assert anonymous.status_code == 204 and "/accounts/login/" in anonymous["HX-Redirect"]
+    else:
+        assert anonymous.status_code == REDIRECT
+        assert anonymous["Location"].startswith(reverse("login"))
+
+
+def test_navigation_shows_refunds_and_wallets_to_finance_only(as_role):
+    finance = as_role("finance").get(reverse("dashboard:overview")).content.decode()
+    support = as_role("support").get(reverse("dashboard:overview")).content.decode()
+    assert reverse("dashboard:refund_queue") in finance and ">Wallets<" in finance
+    assert reverse("dashboard:refund_queue") not in support and ">Wallets<" not in support
+
+
+# --- Refund queue -----------------------------------------------------------------
+
+
+def test_refund_queue_page_and_htmx_fragment(as_role):
+    usd = refundable_order(amount="600.00")
+    eur = refundable_order(amount="50.00", currency="EUR")
+    client = as_role("finance")
+
+    page = client.get(reverse("dashboard:refund_queue"))
+    html = page.content.decode()
+    assert page.status_code == 200 and "<html" in html
+    assert f'value="{usd.pk}"' in html and f'value="{eur.pk}"' in html
+    assert "600.00 USD" in html and "50.00 EUR" in html  # totals per currency
+    assert reverse("dashboard:export_refunds") in html
+
+    fragment = client.get(
+        reverse("dashboard:refund_queue"), {"currency": "EUR"}, HTTP_HX_REQUEST="true"
+    )
+    body = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in body
+    assert body.lstrip().startswith('<section id="refund-results"')
+    assert f'value="{eur.pk}"' in body and f'value="{usd.pk}"' not in body
+
+
+def test_refund_queue_rejects_a_bad_filter_with_400(as_role):
+    response = as_role("finance").get(
+        reverse("dashboard:refund_queue"), {"amount_min": "10", "amount_max": "5"}
+    )
+    assert response.status_code == 400
+    assert "must not be below" in response.content.decode()
+
+
+def test_decide_without_htmx_redirects_back_with_per_order_messages(as_role, users):
+    small = refundable_order(amount="25.00")
+    large = refundable_order(amount="600.00")
+    client = as_role("finance")
+
+    response = client.post(
+        reverse("dashboard:refund_decide"),
+        {"order": [small.pk, large.pk], "decision": "APPROVE", "note": "", "return_query": "a=1"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard:refund_queue") + "?a=1"
+    html = client.get(response["Location"]).content.decode()
+    assert f"Order {small.pk}: refunded 25.00 USD" in html
+    assert f"Order {large.pk}: waiting for a second approver" in html
+
+    again = client.post(
+        reverse("dashboard:refund_decide"),
+        {"order": [large.pk], "decision": "APPROVE", "note": ""},
+        follow=True,
+    )
+    assert f"Order {large.pk}: you already approved" in again.content.decode()
+    large.refresh_from_db()
+    assert large.refund_status == RefundStatus.NOT_REFUNDED
+
+    admin = as_role("admin").post(
+        reverse("dashboard:refund_decide"),
+        {"order": [large.pk], "decision": "APPROVE", "note": "second"},
+        follow=True,
+    )
+    assert f"Order {large.pk}: refunded 600.00 USD" in admin.content.decode()
+    large.refresh_from_db()
+    assert large.refund_status == RefundStatus.REFUNDED
+
+
+def test_decide_with_htmx_rerenders_the_table_with_messages(as_role):
+    order = refundable_order(amount="25.00")
+    held = refundable_order(amount="30.00")
+    response = as_role("finance").post(
+        reverse("dashboard:refund_decide"),
+        {"order": [held.pk], "decision": "HOLD", "note": "waiting on the vendor"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert response["HX-Trigger"] == "refundsChanged"
+    assert f"Order {held.pk}: refund held" in body
+    # A held order leaves the default queue; the others stay.
+    assert f'value="{held.pk}"' not in body and f'value="{order.pk}"' in body
+    shown = as_role("finance").get(reverse("dashboard:refund_queue"), {"include_stopped": "on"})
+    assert f'value="{held.pk}"' in shown.content.decode()
+    assert "Hold by finance-user" in shown.content.decode()
+
+
+def test_hold_without_a_note_is_refused_and_records_nothing(as_role):
+    order = refundable_order()
+    response = as_role("finance").post(
+        reverse("dashboard:refund_decide"),
+        {"order": [order.pk], "decision": "REJECT", "note": ""},
+        follow=True,
+    )
+    assert "A hold or reject needs a note saying why." in response.content.decode()
+    assert not RefundReview.objects.filter(order=order).exists()
+
+
+def test_bulk_with_one_bad_order_reports_each(as_role):
+    good = refundable_order(amount="25.00")
+    done = refundable_order(amount="25.00")
+    Order.objects.filter(pk=done.pk).update(refund_status=RefundStatus.REFUNDED)
+    response = as_role("finance").post(
+        reverse("dashboard:refund_decide"),
+        {"order": [done.pk, good.pk], "decision": "APPROVE"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert f"Order {done.pk}: no refund is waiting for a decision" in body
+    assert f"Order {good.pk}: refunded 25.00 USD" in body
+
+
+# --- Wallets ----------------------------------------------------------------------
+
+
+def test_wallet_list_and_detail_show_balance_and_ledger(as_role, wallet):
+    client = as_role("finance")
+    listing = client.get(reverse("dashboard:wallet_list")).content.decode()
+    assert wallet.client.name in listing and "100.00 USD" in listing
+
+    detail = client.get(reverse("dashboard:wallet_detail", args=[wallet.pk]))
+    html = detail.content.decode()
+    assert detail.status_code == 200 and "<html" in html
+    assert "Opening" in html and "Top-up amount" in html
+    assert "Adjustment (signed)" not in html  # superuser only
+    assert reverse("dashboard:export_ledger", args=[wallet.pk]) in html
+
+    fragment = client.get(
+        reverse("dashboard:wallet_detail", args=[wallet.pk]),
+        {"kind": WalletEntryKind.REFUND},
+        HTTP_HX_REQUEST="true",
+    )
+    body = fragment.content.decode()
+    assert "<html" not in body and body.lstrip().startswith('<section id="ledger-results"')
+    assert "No entries match these filters." in body
+
+
+def test_ledger_pages_newest_first_by_keyset(as_role, wallet):
+    actor = Actor.system("test")
+    for n in range(1, 27):
+        wallet_top_up(wallet_id=wallet.pk, amount=f"{n}.00", actor=actor, note=f"top-up {n}")
+    client = as_role("finance")
+    first = client.get(reverse("dashboard:wallet_detail", args=[wallet.pk]))
+    page = first.context["page"]
+    assert [e.note for e in page.entries[:2]] == ["top-up 26", "top-up 25"]
+    assert page.entries[0].balance_after == Decimal("100.00") + sum(range(1, 27))
+    second = client.get(
+        reverse("dashboard:wallet_detail", args=[wallet.pk]), {"cursor": page.next_cursor}
+    )
+    assert [e.note for e in second.context["page"].entries] == ["top-up 1", "Opening"]
+
+
+def test_top_up_plain_and_htmx(as_role, wallet):
+    client = as_role("finance")
+    url = reverse("dashboard:wallet_top_up", args=[wallet.pk])
+
+    plain = client.post(url, {"amount": "25.50", "reason": "Wire 77"}, follow=True)
+    assert "Top-up: 25.50 USD, balance now 125.50." in plain.content.decode()
+
+    fragment = client.post(url, {"amount": "4.50", "reason": "Wire 78"}, HTTP_HX_REQUEST="true")
+    body = fragment.content.decode()
+    assert "<html" not in body and "balance now 130.00" in body
+
+    refused = client.post(url, {"amount": "5.00", "reason": ""}, follow=True)
+    assert "This field is required." in refused.content.decode()
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("130.00")
+    assert WalletEntry.objects.filter(wallet=wallet, kind=WalletEntryKind.TOP_UP).count() == 3
+
+
+def test_adjust_by_admin_is_signed_and_refused_below_zero(as_role, wallet):
+    client = as_role("admin")
+    url = reverse("dashboard:wallet_adjust", args=[wallet.pk])
+    done = client.post(url, {"amount": "-40.00", "reason": "Duplicate top-up"}, follow=True)
+    assert "Adjustment: -40.00 USD, balance now 60.00." in done.content.decode()
+    refused = client.post(url, {"amount": "-500.00", "reason": "Too much"}, follow=True)
+    assert "Insufficient wallet balance" in refused.content.decode()
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("60.00")
+
+
+# --- CSV exports ------------------------------------------------------------------
+
+
+def _csv_rows(response) -> list[list[str]]:
+    assert response.streaming
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_orders_export_streams_the_filtered_list_without_secrets(as_role, delivered_order):
+    order, _voucher = delivered_order
+    response = as_role("finance").get(
+        reverse("dashboard:export_orders"), {"status": "DELIVERED", "sort": "oldest"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = _csv_rows(response)
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["id", "reference_code", "client"]
+    assert not any("voucher" in column or "pin" in column for column in header)
+    assert [int(r[0]) for r in body] == [order.pk]
+    row = dict(zip(header, body[0], strict=True))
+    assert row["amount"] == "25.00"
+    assert row["placed_at"] == order.placed_at.isoformat()
+    flat = "\n".join(",".join(r) for r in rows)
+    for secret in (CARD_NUMBER, PIN, REFERENCE):
+        assert secret not in flat
+
+    none = as_role("finance").get(reverse("dashboard:export_orders"), {"status": "FAILED"})
+    assert _csv_rows(none) == [header]
+
+
+def test_refunds_export_uses_the_queue_filters(as_role):
+    usd = refundable_order(amount="600.00")
+    refundable_order(amount="50.00", currency="EUR")
+    response = as_role("finance").get(reverse("dashboard:export_refunds"), {"currency": "USD"})
+    rows = _csv_rows(response)
+    assert rows[0][-3:] == ["latest_decision", "latest_reviewer", "latest_review_at"]
+    assert [int(r[0]) for r in rows[1:]] == [usd.pk]
+    assert dict(zip(rows[0], rows[1], strict=True))["refund_amount"] == "600.00"
+
+
+def test_ledger_export_streams_entries_newest_first(as_role, wallet):
+    wallet_top_up(wallet_id=wallet.pk, amount="0.10", actor=Actor.system("test"), note="Dime")
+    response = as_role("finance").get(reverse("dashboard:export_ledger", args=[wallet.pk]))
+    rows = _csv_rows(response)
+    assert rows[0] == [
+        "id",
+        "created_at",
+        "kind",
+        "amount",
+        "balance_after",
+        "order_id",
+        "note",
+        "actor",
+    ]
+    assert [(r[3], r[4], r[6]) for r in rows[1:]] == [
+        ("0.10", "100.10", "Dime"),
+        ("100.00", "100.00", "Opening"),
+    ]
+    assert "ledger.csv" in response["Content-Disposition"]
+
+
+def test_finance_user_model_has_the_export_permission():
+    user = UserFactory(username="exporter", role="finance")
+    assert user.has_perm("orders.export_orders") and not user.has_perm("orders.change_wallet")
+
+
+def test_order_list_offers_the_csv_export_with_its_filters_to_finance_only(users):
+    url = reverse("dashboard:order_list")
+    finance_html = client_for(users["finance"]).get(url, {"status": "FAILED"}).content.decode()
+    assert reverse("dashboard:export_orders") + "?status=FAILED" in finance_html
+    support_html = client_for(users["support"]).get(url).content.decode()
+    assert reverse("dashboard:export_orders") not in support_html
