@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -62,12 +62,14 @@ class OrderFilters:
 
 @dataclass(frozen=True)
 class Cursor:
-    placed_at: datetime
+    """A position in a list sorted by (timestamp, id); opaque to callers."""
+
+    at: datetime
     id: int
     direction: Literal["next", "prev"] = "next"
 
     def encode(self) -> str:
-        raw = json.dumps([self.placed_at.isoformat(), self.id, self.direction])
+        raw = json.dumps([self.at.isoformat(), self.id, self.direction])
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
@@ -82,7 +84,7 @@ class Cursor:
             raise ValidationFailed(
                 "cursor is not valid; use the one a page returned.", field="cursor"
             ) from None
-        return cls(placed_at=when, id=pk, direction=direction)
+        return cls(at=when, id=pk, direction=direction)
 
 
 @dataclass(frozen=True)
@@ -132,34 +134,49 @@ def order_list(
     newest_first: bool = True,
 ) -> Page:
     """One page of orders by keyset on (placed_at, id), with next/prev cursors."""
-    qs = order_queryset(filters=filters)
+    rows, next_cursor, prev_cursor = keyset_slice(
+        order_queryset(filters=filters),
+        field="placed_at",
+        cursor=cursor,
+        limit=limit,
+        newest_first=newest_first,
+    )
+    return Page(items=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
+
+
+def keyset_slice[M: Model](
+    qs: QuerySet[M], *, field: str, cursor: str | None, limit: int, newest_first: bool = True
+) -> tuple[list[M], str | None, str | None]:
+    """One page of `qs` by keyset on (`field`, id), with next/prev cursors.
+
+    The cost of a page does not depend on its depth: the position is a WHERE
+    on the (field, id) index, never an OFFSET, and nothing is counted.
+    """
     position = Cursor.decode(cursor) if cursor else None
     # Walking "prev" reverses the sort, then the page is flipped back.
     forward = position is None or position.direction == "next"
     descending = newest_first == forward
     if position is not None:
-        after = Q(placed_at__lt=position.placed_at) | Q(
-            placed_at=position.placed_at, id__lt=position.id
+        op = "lt" if descending else "gt"
+        qs = qs.filter(
+            Q(**{f"{field}__{op}": position.at})
+            | Q(**{field: position.at, f"id__{op}": position.id})
         )
-        before = Q(placed_at__gt=position.placed_at) | Q(
-            placed_at=position.placed_at, id__gt=position.id
-        )
-        qs = qs.filter(after if descending else before)
-    ordering = ["-placed_at", "-id"] if descending else ["placed_at", "id"]
+    ordering = [f"-{field}", "-id"] if descending else [field, "id"]
     rows = list(qs.order_by(*ordering)[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
     if not forward:
         rows.reverse()
     if not rows:
-        return Page(items=[])
-    first, last = rows[0], rows[-1]
+        return [], None, None
     more_after = has_more if forward else position is not None
     more_before = position is not None if forward else has_more
-    return Page(
-        items=rows,
-        next_cursor=Cursor(last.placed_at, last.pk, "next").encode() if more_after else None,
-        prev_cursor=Cursor(first.placed_at, first.pk, "prev").encode() if more_before else None,
+    first, last = rows[0], rows[-1]
+    return (
+        rows,
+        Cursor(getattr(last, field), last.pk, "next").encode() if more_after else None,
+        Cursor(getattr(first, field), first.pk, "prev").encode() if more_before else None,
     )
 
 
@@ -427,33 +444,10 @@ def audit_event_list(
         qs = qs.filter(created_at__gte=filters.created_after)
     if filters.created_before is not None:
         qs = qs.filter(created_at__lt=filters.created_before)
-    # The order Cursor's (placed_at, id) pair carries (created_at, id) here.
-    position = Cursor.decode(cursor) if cursor else None
-    forward = position is None or position.direction == "next"
-    if position is not None:
-        older = Q(created_at__lt=position.placed_at) | Q(
-            created_at=position.placed_at, id__lt=position.id
-        )
-        newer = Q(created_at__gt=position.placed_at) | Q(
-            created_at=position.placed_at, id__gt=position.id
-        )
-        qs = qs.filter(older if forward else newer)
-    ordering = ["-created_at", "-id"] if forward else ["created_at", "id"]
-    rows = list(qs.order_by(*ordering)[: limit + 1])
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    if not forward:
-        rows.reverse()
-    if not rows:
-        return AuditPage(items=[])
-    more_older = has_more if forward else position is not None
-    more_newer = position is not None if forward else has_more
-    first, last = rows[0], rows[-1]
-    return AuditPage(
-        items=rows,
-        next_cursor=Cursor(last.created_at, last.pk, "next").encode() if more_older else None,
-        prev_cursor=Cursor(first.created_at, first.pk, "prev").encode() if more_newer else None,
+    rows, next_cursor, prev_cursor = keyset_slice(
+        qs, field="created_at", cursor=cursor, limit=limit
     )
+    return AuditPage(items=rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
 
 def audit_actions() -> list[str]:
@@ -515,25 +509,6 @@ class LedgerPage:
     next_cursor: str | None = None
 
 
-def _ledger_cursor_encode(entry: WalletEntry) -> str:
-    raw = json.dumps([entry.created_at.isoformat(), entry.pk])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _ledger_cursor_decode(token: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        created, pk = json.loads(raw)
-        when = parse_datetime(created)
-        if when is None or not isinstance(pk, int) or isinstance(pk, bool):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationFailed(
-            "cursor is not valid; use the one a page returned.", field="cursor"
-        ) from None
-    return when, pk
-
-
 def wallet_ledger(
     *, client_id: int, currency: str | None = None, cursor: str | None = None, limit: int = 25
 ) -> LedgerPage:
@@ -541,15 +516,8 @@ def wallet_ledger(
     qs = WalletEntry.objects.filter(wallet__client_id=client_id).select_related("wallet")
     if currency:
         qs = qs.filter(wallet__currency=currency.strip().upper())
-    if cursor:
-        created, pk = _ledger_cursor_decode(cursor)
-        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
-    rows = list(qs.order_by("-created_at", "-id")[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return LedgerPage(
-        entries=rows, next_cursor=_ledger_cursor_encode(rows[-1]) if more and rows else None
-    )
+    rows, next_cursor, _ = keyset_slice(qs, field="created_at", cursor=cursor, limit=limit)
+    return LedgerPage(entries=rows, next_cursor=next_cursor)
 
 
 # --- Inventory: stock and expiry (owner: inventory) ---------------------------
@@ -781,17 +749,8 @@ def refund_queue(
         .annotate(total=_Sum("refund_amount"), orders=_Count("id"))
         .order_by("wallet_currency")
     ]
-    if cursor:
-        position = Cursor.decode(cursor)
-        qs = qs.filter(
-            Q(placed_at__gt=position.placed_at)
-            | Q(placed_at=position.placed_at, id__gt=position.id)
-        )
-    rows = list(qs[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        Cursor(placed_at=rows[-1].placed_at, id=rows[-1].pk).encode() if more and rows else None
+    rows, next_cursor, _ = keyset_slice(
+        qs, field="placed_at", cursor=cursor, limit=limit, newest_first=False
     )
     return RefundQueue(page=Page(items=rows, next_cursor=next_cursor), totals=totals)
 
@@ -832,17 +791,180 @@ def wallet_entry_list(
 ) -> LedgerPage:
     """One page of a wallet's ledger by keyset on (created_at, id), newest first."""
     qs = wallet_entries_queryset(wallet_id=wallet_id, filters=filters)
-    if cursor:
-        created, pk = _ledger_cursor_decode(cursor)
-        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
-    rows = list(qs[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return LedgerPage(
-        entries=rows, next_cursor=_ledger_cursor_encode(rows[-1]) if more and rows else None
-    )
+    rows, next_cursor, _ = keyset_slice(qs, field="created_at", cursor=cursor, limit=limit)
+    return LedgerPage(entries=rows, next_cursor=next_cursor)
 
 
 def refund_queue_rows(*, filters: RefundQueueFilters) -> _Iterator[Order]:
     """The whole filtered refund queue for an export, streamed in chunks."""
     return refund_queue_queryset(filters=filters).iterator(chunk_size=2000)
+
+
+# --- Reconciliation: money in and out per day and currency (owner: finance) -----
+# Imports are local to this section so it stays a self-contained block of a shared file.
+
+from datetime import UTC as _UTC  # noqa: E402
+from datetime import date as _date  # noqa: E402
+
+from django.db.models import Case as _Case  # noqa: E402
+from django.db.models import DecimalField as _DecimalField  # noqa: E402
+from django.db.models import ExpressionWrapper as _ExpressionWrapper  # noqa: E402
+from django.db.models import F as _F  # noqa: E402
+from django.db.models import IntegerField as _IntegerField  # noqa: E402
+from django.db.models import Value as _Value  # noqa: E402
+from django.db.models import When as _When  # noqa: E402
+from django.db.models.functions import Coalesce as _Coalesce  # noqa: E402
+from django.db.models.functions import TruncDate as _TruncDate  # noqa: E402
+
+from orders.enums import TERMINAL_STATUSES as _TERMINAL  # noqa: E402
+from orders.enums import ItemStatus as _ItemStatus  # noqa: E402
+from orders.enums import RefundStatus as _RefundStatus  # noqa: E402
+from orders.enums import WalletEntryKind as _Kind  # noqa: E402
+from orders.models import OrderItem as _OrderItem  # noqa: E402
+
+_CENT = Decimal("0.01")
+_ZERO = Decimal("0.00")
+_MONEY = _DecimalField(max_digits=20, decimal_places=2)
+_REFUNDABLE = [
+    str(OrderStatus.FAILED),
+    str(OrderStatus.CANCELLED),
+    str(OrderStatus.PARTIALLY_DELIVERED),
+]
+
+
+@dataclass(frozen=True)
+class ReconRow:
+    """One UTC day × wallet currency.
+
+    `debits`, `refunds`, `top_ups` and `adjustments` are the ledger's entries
+    created that day. The check is over the orders debited that day that are
+    finished (terminal): what they were charged, minus what was refunded for
+    them, minus the value of what they delivered, must be zero; it is not while
+    a refund is owed and unpaid (`awaiting_refund`). `open_orders` were debited
+    that day and are not finished yet, so they are left out of the check.
+    """
+
+    day: _date
+    currency: str
+    debits: Decimal
+    refunds: Decimal
+    top_ups: Decimal
+    adjustments: Decimal
+    terminal_debits: Decimal
+    terminal_refunds: Decimal
+    delivered_value: Decimal
+    difference: Decimal
+    awaiting_refund: int
+    open_orders: int
+
+    @property
+    def flagged(self) -> bool:
+        return self.difference != _ZERO
+
+
+def _cents(value: object) -> Decimal:
+    # SQLite sums decimals as floats: round to the cent every amount is written in.
+    return Decimal(str(value or 0)).quantize(_CENT)
+
+
+def reconciliation(*, days: int = 30, now: datetime | None = None) -> list[ReconRow]:
+    """Per UTC day and wallet currency over the last `days` days (today included),
+    newest day first; two grouped queries."""
+    if not 1 <= days <= 366:
+        raise ValidationFailed("days must be between 1 and 366.", field="days")
+    today = (now or timezone.now()).astimezone(_UTC).date()
+    start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=_UTC)
+    day = _TruncDate("created_at", tzinfo=_UTC)
+    entries = WalletEntry.objects.filter(created_at__gte=start)
+
+    def kind_sum(kind: str, sign: int = 1) -> _Sum:
+        return _Sum(_F("amount") * sign, filter=Q(kind=kind), output_field=_MONEY)
+
+    ledger = (
+        entries.order_by()
+        .annotate(day=day, currency=_F("wallet__currency"))
+        .values("day", "currency")
+        .annotate(
+            debits=kind_sum(_Kind.ORDER_DEBIT, -1),
+            refunds=kind_sum(_Kind.REFUND),
+            top_ups=kind_sum(_Kind.TOP_UP),
+            adjustments=kind_sum(_Kind.ADJUSTMENT),
+        )
+    )
+
+    # The charged value of an order's delivered units: all of it when delivered;
+    # what is left after the refund owed once one is scheduled; pro rata of the
+    # delivered items while a refundable order has no refund scheduled yet.
+    delivered_items = (
+        _OrderItem.objects.filter(order=_OuterRef("order_id"), status=_ItemStatus.DELIVERED)
+        .order_by()
+        .values("order_id")
+        .annotate(n=_Count("id"))
+        .values("n")
+    )
+    delivered_value = _Case(
+        _When(order__status=OrderStatus.DELIVERED, then=_F("order__wallet_amount")),
+        _When(
+            order__refund_status__in=[_RefundStatus.NOT_REFUNDED, _RefundStatus.REFUNDED],
+            then=_F("order__wallet_amount") - _F("order__refund_amount"),
+        ),
+        default=_ExpressionWrapper(
+            _F("order__wallet_amount")
+            * _Coalesce(_Subquery(delivered_items, output_field=_IntegerField()), _Value(0))
+            / _F("order__quantity"),
+            output_field=_MONEY,
+        ),
+        output_field=_MONEY,
+    )
+    refunded = _Case(
+        _When(order__refund_status=_RefundStatus.REFUNDED, then=_F("order__refund_amount")),
+        default=_Value(_ZERO),
+        output_field=_MONEY,
+    )
+    terminal = Q(order__status__in=[str(s) for s in _TERMINAL])
+    awaiting = Q(order__refund_status=_RefundStatus.NOT_REFUNDED) | Q(
+        order__refund_status=_RefundStatus.NONE, order__status__in=_REFUNDABLE
+    )
+    checks = (
+        entries.filter(kind=_Kind.ORDER_DEBIT, order__isnull=False)
+        .order_by()
+        .annotate(day=day, currency=_F("wallet__currency"))
+        .values("day", "currency")
+        .annotate(
+            terminal_debits=_Sum(-_F("amount"), filter=terminal, output_field=_MONEY),
+            terminal_refunds=_Sum(refunded, filter=terminal, output_field=_MONEY),
+            delivered_value=_Sum(delivered_value, filter=terminal, output_field=_MONEY),
+            awaiting_refund=_Count("id", filter=terminal & awaiting),
+            open_orders=_Count("id", filter=~terminal),
+        )
+    )
+    checked: dict[Any, dict[str, Any]] = {(c["day"], c["currency"]): dict(c) for c in checks}
+
+    rows = []
+    for line in ledger:
+        check: dict[str, Any] = checked.get((line["day"], line["currency"])) or {}
+        debits = _cents(check.get("terminal_debits"))
+        refunds = _cents(check.get("terminal_refunds"))
+        delivered = _cents(check.get("delivered_value"))
+        rows.append(
+            ReconRow(
+                day=line["day"],
+                currency=line["currency"],
+                debits=_cents(line["debits"]),
+                refunds=_cents(line["refunds"]),
+                top_ups=_cents(line["top_ups"]),
+                adjustments=_cents(line["adjustments"]),
+                terminal_debits=debits,
+                terminal_refunds=refunds,
+                delivered_value=delivered,
+                difference=debits - refunds - delivered,
+                awaiting_refund=int(check.get("awaiting_refund") or 0),
+                open_orders=int(check.get("open_orders") or 0),
+            )
+        )
+    rows.sort(key=lambda r: (-r.day.toordinal(), r.currency))
+    return rows
+
+
+def wallet_count() -> int:
+    return Wallet.objects.count()

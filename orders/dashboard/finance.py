@@ -28,7 +28,7 @@ from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, NotFound, ValidationFailed
 from orders.models import Client, Order, RefundReview, WalletEntry
 from orders.services.finance import refund_decide_many
-from orders.services.wallets import wallet_adjust, wallet_top_up
+from orders.services.wallets import ledger_mismatches, wallet_adjust, wallet_top_up
 
 PAGE_SIZE = 25
 
@@ -303,6 +303,41 @@ def wallet_top_up_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse
 @permission_for("wallet_adjust")
 def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     return _wallet_money(request, wallet_id, adjust=True)
+
+
+# --- Reconciliation ---------------------------------------------------------------
+
+
+class ReconciliationForm(forms.Form):
+    days = forms.IntegerField(
+        label="Last (days)",
+        required=False,
+        min_value=1,
+        max_value=365,
+        widget=forms.NumberInput(attrs={"size": 4}),
+    )
+
+
+@require_GET
+@permission_for("reconciliation")
+def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
+    """Ledger sums per UTC day and currency, the delivered-or-refunded check, and
+    whether every wallet balance still equals the sum of its entries."""
+    form = ReconciliationForm(request.GET)
+    rows = None
+    days = 30
+    if form.is_valid():
+        days = form.cleaned_data["days"] or 30
+        rows = selectors.reconciliation(days=days)
+    context = {
+        "form": form,
+        "days": days,
+        "rows": rows,
+        "mismatches": ledger_mismatches(),
+        "wallet_count": selectors.wallet_count(),
+    }
+    template = _partial(request, "dashboard/finance/reconciliation.html", "recon-results")
+    return render(request, template, context, status=200 if rows is not None else 400)
 
 
 # --- CSV exports ------------------------------------------------------------------

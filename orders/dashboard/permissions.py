@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, str] = {
     "wallet_detail": "orders.view_wallet",
     "wallet_top_up": "orders.approve_refund",
     "wallet_adjust": "orders.change_wallet",  # no role holds it: superusers only
+    "reconciliation": "orders.view_reconciliation",
     "export_orders": "orders.export_orders",
     "export_refunds": "orders.export_orders",
     "export_ledger": "orders.export_orders",
@@ -63,6 +64,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("inventory_stock", "Inventory"),
     NavItem("refund_queue", "Refunds"),
     NavItem("wallet_list", "Wallets"),
+    NavItem("reconciliation", "Reconciliation"),
     NavItem("audit_log", "Audit log"),
 ]
 

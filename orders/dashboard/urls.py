@@ -55,6 +55,7 @@ urlpatterns = [
         finance.wallet_adjust_view,
         name="wallet_adjust",
     ),
+    path("finance/reconciliation/", finance.reconciliation, name="reconciliation"),
     path("finance/export/orders.csv", finance.export_orders, name="export_orders"),
     path("finance/export/refunds.csv", finance.export_refunds, name="export_refunds"),
     path(
