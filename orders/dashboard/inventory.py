@@ -20,7 +20,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -343,19 +345,9 @@ def inventory_voucher_action(
     if action not in VOUCHER_ACTIONS:
         raise Http404("No such action.")
     label, service = VOUCHER_ACTIONS[action]
-    form = ReasonForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            service(
-                voucher_id=voucher_id, actor=_actor(request), reason=form.cleaned_data["reason"]
-            )
-        except NotFound:
-            raise Http404("No such voucher.") from None
-        except DomainError as refusal:
-            error = refusal.message
-    else:
-        error = "Give a reason to confirm."
+    form, error = _act_with_reason(
+        request, partial(service, voucher_id=voucher_id), missing="No such voucher."
+    )
     if not request.htmx:
         if error:
             messages.error(request, f"{label} voucher {voucher_id}: {error}")
@@ -368,6 +360,22 @@ def inventory_voucher_action(
     context = {"voucher": voucher, "row_error": error, "failed_action": action if error else ""}
     status = 422 if not form.is_valid() else 409 if error else 200
     return render(request, "dashboard/inventory/vouchers.html#voucher-row", context, status=status)
+
+
+def _act_with_reason(
+    request: HtmxHttpRequest, service: Callable[..., object], *, missing: str
+) -> tuple[ReasonForm, str]:
+    """Run a block/revoke service with the posted reason; the refusal message, if any."""
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return form, "Give a reason to confirm."
+    try:
+        service(actor=_actor(request), reason=form.cleaned_data["reason"])
+    except NotFound:
+        raise Http404(missing) from None
+    except DomainError as refusal:
+        return form, refusal.message
+    return form, ""
 
 
 # --- Batches --------------------------------------------------------------------
@@ -412,17 +420,9 @@ def inventory_batch_action(request: HtmxHttpRequest, batch_id: int, action: str)
     if action not in BATCH_ACTIONS:
         raise Http404("No such action.")
     label, service = BATCH_ACTIONS[action]
-    form = ReasonForm(request.POST)
-    error = ""
-    if form.is_valid():
-        try:
-            service(batch_id=batch_id, actor=_actor(request), reason=form.cleaned_data["reason"])
-        except NotFound:
-            raise Http404("No such import batch.") from None
-        except DomainError as refusal:
-            error = refusal.message
-    else:
-        error = "Give a reason to confirm."
+    form, error = _act_with_reason(
+        request, partial(service, batch_id=batch_id), missing="No such import batch."
+    )
     if not request.htmx:
         if error:
             messages.error(request, f"{label} {batch_id}: {error}")

@@ -792,39 +792,55 @@ def _batch_move(
 @transaction.atomic
 def batch_quarantine(*, batch_id: int, actor: Actor, reason: str) -> ImportBatch:
     """Block every AVAILABLE voucher of a batch and mark the batch QUARANTINED."""
-    reason = _reason(reason)
-    batch = _locked_batch(batch_id)
-    blocked = _batch_move(
-        batch=batch, from_statuses=_BLOCKABLE, to=InventoryStatus.BLOCKED, reason=reason
-    )
-    batch.status = ImportBatchStatus.QUARANTINED
-    batch.note = f"Quarantined: {reason}"[:500]
-    batch.save(update_fields=["status", "note"])
-    audit_record(
-        action="batch.quarantine",
+    return _batch_act(
+        batch_id=batch_id,
         actor=actor,
         reason=reason,
-        data={"batch_id": batch.pk, "product_id": batch.product_id, "blocked_count": blocked},
+        from_statuses=_BLOCKABLE,
+        to=InventoryStatus.BLOCKED,
+        verb="Quarantined",
+        action="batch.quarantine",
+        count_key="blocked_count",
     )
-    return batch
 
 
 @transaction.atomic
 def batch_revoke(*, batch_id: int, actor: Actor, reason: str) -> ImportBatch:
     """Revoke every AVAILABLE or BLOCKED voucher of a batch; the batch stays QUARANTINED."""
-    reason = _reason(reason)
-    batch = _locked_batch(batch_id)
-    revoked = _batch_move(
-        batch=batch, from_statuses=_REVOCABLE, to=InventoryStatus.REVOKED, reason=reason
-    )
-    # ImportBatchStatus has no REVOKED; QUARANTINED keeps the batch out of use.
-    batch.status = ImportBatchStatus.QUARANTINED
-    batch.note = f"Revoked: {reason}"[:500]
-    batch.save(update_fields=["status", "note"])
-    audit_record(
-        action="batch.revoke",
+    return _batch_act(
+        batch_id=batch_id,
         actor=actor,
         reason=reason,
-        data={"batch_id": batch.pk, "product_id": batch.product_id, "revoked_count": revoked},
+        from_statuses=_REVOCABLE,
+        to=InventoryStatus.REVOKED,
+        verb="Revoked",
+        action="batch.revoke",
+        count_key="revoked_count",
+    )
+
+
+def _batch_act(
+    *,
+    batch_id: int,
+    actor: Actor,
+    reason: str,
+    from_statuses: Iterable[str],
+    to: InventoryStatus,
+    verb: str,
+    action: str,
+    count_key: str,
+) -> ImportBatch:
+    reason = _reason(reason)
+    batch = _locked_batch(batch_id)
+    moved = _batch_move(batch=batch, from_statuses=from_statuses, to=to, reason=reason)
+    # ImportBatchStatus has no REVOKED; QUARANTINED keeps the batch out of use either way.
+    batch.status = ImportBatchStatus.QUARANTINED
+    batch.note = f"{verb}: {reason}"[:500]
+    batch.save(update_fields=["status", "note"])
+    audit_record(
+        action=action,
+        actor=actor,
+        reason=reason,
+        data={"batch_id": batch.pk, "product_id": batch.product_id, count_key: moved},
     )
     return batch
