@@ -16,7 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import F, Model, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -157,11 +158,11 @@ def keyset_slice[M: Model](
     forward = position is None or position.direction == "next"
     descending = newest_first == forward
     if position is not None:
-        op = "lt" if descending else "gt"
-        qs = qs.filter(
-            Q(**{f"{field}__{op}": position.at})
-            | Q(**{field: position.at, f"id__{op}": position.id})
-        )
+        # A row comparison, (field, id) < (at, id), is one range on the
+        # (field, id) index. The equivalent OR of two conditions is not: at
+        # 1,000,000 orders PostgreSQL filtered 250,000 index rows for page 10,000.
+        after = TupleLessThan if descending else TupleGreaterThan
+        qs = qs.filter(after(Tuple(F(field), F("id")), (position.at, position.id)))
     ordering = [f"-{field}", "-id"] if descending else [field, "id"]
     rows = list(qs.order_by(*ordering)[: limit + 1])
     has_more = len(rows) > limit
@@ -195,7 +196,6 @@ from django.db.models import (  # noqa: E402
     Count,
     DurationField,
     ExpressionWrapper,
-    F,
     FloatField,
     Func,
     Prefetch,
