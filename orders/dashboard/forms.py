@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from orders.dashboard.widgets import QuickSelect
 from orders.enums import DeliveryTime, OrderStatus, SubStatus
 from orders.models import Client, Product
 from orders.selectors import VENDOR_SUB_STATUSES, AuditFilters, OrderFilters
@@ -39,7 +40,10 @@ class OrderFilterForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     sub_status = forms.ChoiceField(
-        label="Sub-status", required=False, choices=[("", "Any"), *SubStatus.choices]
+        label="Sub-status",
+        required=False,
+        choices=[("", "Any"), *SubStatus.choices],
+        widget=QuickSelect,
     )
     delivery_time = forms.ChoiceField(
         label="Delivery time",
@@ -50,15 +54,21 @@ class OrderFilterForm(forms.Form):
             (DeliveryTime.DELAYED, "Delayed (through the vendor)"),
         ],
         help_text="Instant: fulfilled from our inventory. Delayed: bought from the vendor.",
+        widget=QuickSelect,
     )
     product = forms.ModelChoiceField(
         label="Product",
         required=False,
         queryset=Product.objects.order_by("name"),
         empty_label="Any",
+        widget=QuickSelect(label_field="name"),
     )
     client = forms.ModelChoiceField(
-        label="Client", required=False, queryset=Client.objects.order_by("name"), empty_label="Any"
+        label="Client",
+        required=False,
+        queryset=Client.objects.order_by("name"),
+        empty_label="Any",
+        widget=QuickSelect(label_field="name"),
     )
     placed_from = forms.DateField(
         label="Placed from", required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -69,7 +79,7 @@ class OrderFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Inclusive.",
     )
-    sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES)
+    sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES, widget=QuickSelect)
     cursor = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:
@@ -153,8 +163,9 @@ class AuditFilterForm(forms.Form):
         required=False,
         queryset=get_user_model().objects.filter(is_staff=True).order_by("username"),
         empty_label="Anyone",
+        widget=QuickSelect(label_field="username"),
     )
-    action = forms.ChoiceField(label="Action", required=False)
+    action = forms.ChoiceField(label="Action", required=False, widget=QuickSelect)
     order = forms.IntegerField(label="Order id", required=False, min_value=1)
     created_from = forms.DateField(
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
