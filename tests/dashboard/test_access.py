@@ -88,9 +88,29 @@ def test_login_returns_to_the_page_in_next(users, client):
     assert response["Location"] == "/dashboard/orders/?status=FAILED"
 
 
-def test_session_expires_after_the_idle_timeout(settings):
+def test_activity_extends_the_idle_timeout_at_most_once_a_minute(support_client, settings):
+    overview = reverse("dashboard:overview")
     assert settings.SESSION_COOKIE_AGE == 15 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST is True
+    first = support_client.get(overview)
+    assert first.cookies["sessionid"]["max-age"] == 15 * 60
+    # Within the refresh window the session is neither written nor re-sent.
+    again = support_client.get(overview)
+    assert again.status_code == 200 and "sessionid" not in again.cookies
+    # A minute later, activity pushes the expiry 15 minutes forward again.
+    session = support_client.session
+    session["_seen"] -= settings.SESSION_REFRESH_SECONDS
+    session.save()
+    later = support_client.get(overview)
+    assert later.cookies["sessionid"]["max-age"] == 15 * 60
+
+
+def test_an_idle_session_signs_the_user_out(support_client):
+    session = support_client.session
+    session.set_expiry(-1)  # what 15 minutes without a request leave behind
+    session.save()
+    response = support_client.get(reverse("dashboard:order_list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
 
 
 def test_logout_is_a_post_form(support_client):
