@@ -44,5 +44,14 @@ typecheck: setup
 check: lint typecheck
 	@$(PY) manage.py makemigrations --check --dry-run
 
+## bench-data: the benchmark data set in PostgreSQL (BENCH_DATABASE_URL), e.g. `make bench-data ORDERS=100000`.
+ORDERS ?= 1000000
+bench-data: setup
+	@$(PY) bench/generate.py --orders $(ORDERS)
+
+## bench: every benchmark against that data set; prints the table, writes bench/results/latest.json.
+bench: setup
+	@$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles

@@ -11,6 +11,7 @@ uses a new product, so earlier runs never make the codes duplicates.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import secrets
@@ -65,7 +66,8 @@ def write_csv(path: Path, rows: int, denominations: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args()
 
     ensure_database(args.database_url)
@@ -137,6 +139,17 @@ def main() -> None:
         f"(+{peak_rss_mb() - rss_start:.0f} MB during import); load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+    if args.json:
+        figures = {
+            "rows": args.rows,
+            "rows_per_s": args.rows / total,
+            "validate_rows_per_s": args.rows / validated,
+            "commit_rows_per_s": args.rows / committed,
+            "validate_rows_per_cpu_s": args.rows / validate_cpu,
+            "commit_rows_per_cpu_s": args.rows / commit_cpu,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
