@@ -657,7 +657,6 @@ def expiring_vouchers(*, within_days: int) -> QuerySet[Voucher]:
 # --- Finance: refund queue, wallets and ledgers (owner: finance) --------------
 # Imports are local to this section so it stays a self-contained block of a shared file.
 
-from collections.abc import Iterator as _Iterator  # noqa: E402
 
 from django.db.models import OuterRef as _OuterRef  # noqa: E402
 from django.db.models import Subquery as _Subquery  # noqa: E402
@@ -793,11 +792,6 @@ def wallet_entry_list(
     qs = wallet_entries_queryset(wallet_id=wallet_id, filters=filters)
     rows, next_cursor, _ = keyset_slice(qs, field="created_at", cursor=cursor, limit=limit)
     return LedgerPage(entries=rows, next_cursor=next_cursor)
-
-
-def refund_queue_rows(*, filters: RefundQueueFilters) -> _Iterator[Order]:
-    """The whole filtered refund queue for an export, streamed in chunks."""
-    return refund_queue_queryset(filters=filters).iterator(chunk_size=2000)
 
 
 # --- Reconciliation: money in and out per day and currency (owner: finance) -----

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
-from orders.enums import RefundStatus, WalletEntryKind
+from orders.dashboard.finance import ORDER_COLUMNS
+from orders.enums import OrderStatus, RefundStatus, WalletEntryKind
 from orders.models import Order, RefundReview, Wallet, WalletEntry
 from orders.services.actors import Actor
 from orders.services.wallets import wallet_top_up
 from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE, client_for
-from tests.factories import UserFactory, WalletFactory
+from tests.factories import ClientFactory, OrderFactory, UserFactory, WalletFactory
 from tests.services.test_finance import refundable_order
 
 pytestmark = pytest.mark.django_db
@@ -318,6 +320,120 @@ def test_ledger_export_streams_entries_newest_first(as_role, wallet):
         ("100.00", "100.00", "Opening"),
     ]
     assert "ledger.csv" in response["Content-Disposition"]
+
+
+def _cells_from_model(order: Order) -> list[str]:
+    """An order's CSV cells spelled out from the model instance: str() of each
+    value, isoformat() of each timestamp, an empty cell for None."""
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    return [
+        cell(value)
+        for value in (
+            order.pk,
+            order.reference_code,
+            order.client.name,
+            order.product_name,
+            order.status,
+            order.sub_status,
+            order.currency,
+            order.denomination,
+            order.quantity,
+            order.amount,
+            order.wallet_currency,
+            order.wallet_amount,
+            order.refund_status,
+            order.refund_amount,
+            order.customer_email,
+            order.placed_at,
+            order.delivered_at,
+            order.refunded_at,
+        )
+    ]
+
+
+def test_orders_export_cells_match_the_model_values_quotes_fractions_and_blanks(as_role):
+    """Quoting, whole-second and fractional timestamps, None and large money:
+    every cell is what str()/isoformat() of the stored value gives."""
+    client = ClientFactory(name='Orbit, "Ltd"')
+    whole_second = OrderFactory(
+        client=client,
+        product_name='Nebula "Deluxe", 2-pack',
+        placed_at=datetime(2025, 1, 31, 9, 5, tzinfo=UTC),
+        denomination=Decimal("1234567.80"),
+        quantity=3,
+        wallet_currency="EUR",
+        wallet_amount=Decimal("3400000.05"),
+    )
+    fractional = OrderFactory(
+        client=client,
+        product_name="Plain",
+        status=OrderStatus.DELIVERED,
+        placed_at=datetime(2025, 2, 1, 23, 59, 59, 250, tzinfo=UTC),
+        delivered_at=datetime(2025, 2, 2, 0, 0, 1, 999999, tzinfo=UTC),
+        refund_status=RefundStatus.REFUNDED,
+        refund_amount=Decimal("0.10"),
+        refunded_at=datetime(2025, 2, 3, 12, 0, tzinfo=UTC),
+    )
+    response = as_role("finance").get(
+        reverse("dashboard:export_orders"), {"client": client.pk, "sort": "oldest"}
+    )
+    rows = _csv_rows(response)
+    expected = [
+        _cells_from_model(Order.objects.select_related("client").get(pk=order.pk))
+        for order in (whole_second, fractional)
+    ]
+    assert rows[1:] == expected
+    first, second = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])
+    assert first["client"] == 'Orbit, "Ltd"'
+    assert first["product"] == 'Nebula "Deluxe", 2-pack'
+    assert first["placed_at"] == "2025-01-31T09:05:00+00:00"
+    assert first["delivered_at"] == "" and first["refunded_at"] == ""
+    assert first["denomination"] == "1234567.80" and first["wallet_amount"] == "3400000.05"
+    assert second["placed_at"] == "2025-02-01T23:59:59.000250+00:00"
+    assert second["delivered_at"] == "2025-02-02T00:00:01.999999+00:00"
+    assert second["refund_amount"] == "0.10"
+
+
+def test_refunds_export_carries_the_latest_review(as_role, users):
+    order = refundable_order(amount="30.00")
+    as_role("finance").post(
+        reverse("dashboard:refund_decide"),
+        {"order": [order.pk], "decision": "HOLD", "note": "waiting on the vendor"},
+    )
+    review = RefundReview.objects.get(order=order)
+    response = as_role("finance").get(
+        reverse("dashboard:export_refunds"), {"include_stopped": "on"}
+    )
+    rows = _csv_rows(response)
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert len(rows) == 2
+    assert row["latest_decision"] == "HOLD" and row["latest_reviewer"] == "finance-user"
+    assert row["latest_review_at"] == review.created_at.isoformat()
+    order.refresh_from_db()
+    assert rows[1][: len(ORDER_COLUMNS)] == _cells_from_model(order)
+
+
+def test_ledger_export_writes_signed_amounts_and_blank_order(as_role, wallet):
+    as_role("admin").post(
+        reverse("dashboard:wallet_adjust", args=[wallet.pk]),
+        {"amount": "-40.00", "reason": 'Duplicate, "wire 7"'},
+    )
+    WalletEntry.objects.filter(wallet=wallet, note="Opening").update(
+        created_at=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    rows = _csv_rows(as_role("finance").get(reverse("dashboard:export_ledger", args=[wallet.pk])))
+    adjustment, opening = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])
+    assert (adjustment["amount"], adjustment["balance_after"]) == ("-40.00", "60.00")
+    assert adjustment["note"] == 'Duplicate, "wire 7"' and adjustment["order_id"] == ""
+    entry = WalletEntry.objects.get(wallet=wallet, amount=Decimal("-40.00"))
+    assert adjustment["actor"] == entry.actor_label and "admin-user" in entry.actor_label
+    assert adjustment["created_at"] == entry.created_at.isoformat()
+    assert opening["created_at"] == "2025-01-01T00:00:00+00:00"
 
 
 def test_finance_user_model_has_the_export_permission():
