@@ -8,10 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import template
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince
 
 from orders.dashboard.permissions import may_use, navigation_for
 
@@ -67,23 +66,44 @@ def status_badge(value: str, label: str = "") -> SafeString:
     )
 
 
+# (unit, seconds), largest first: what "3 hours ago" is counted in.
+_UNITS = (
+    ("year", 365 * 86400),
+    ("month", 30 * 86400),
+    ("week", 7 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+)
+
+
+def _relative(seconds: float) -> str:
+    """The largest whole unit in `seconds`: "1 day", "3 hours" (as timesince with
+    depth=1, at a fraction of its cost: a list page shows 25 of these)."""
+    for unit, size in _UNITS:
+        count = int(seconds // size)
+        if count:
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "0 minutes"
+
+
 @register.simple_tag
 def when(value: datetime | None) -> SafeString:
     if value is None:
         return mark_safe('<span class="muted">—</span>')  # a constant
-    now = timezone.now()
-    if abs((now - value).total_seconds()) < 60:
+    delta = (timezone.now() - value).total_seconds()
+    if abs(delta) < 60:
         relative = "just now"
-    elif value <= now:
-        relative = f"{timesince(value, now, depth=1)} ago"
+    elif delta > 0:
+        relative = f"{_relative(delta)} ago"
     else:
-        relative = f"in {timesince(now, value, depth=1)}"
+        relative = f"in {_relative(-delta)}"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
-        dateformat.format(local, "c"),
-        dateformat.format(local, "Y-m-d H:i:s T"),
-        relative.replace("\xa0", " "),
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""),
+        relative,
     )
 
 
