@@ -53,7 +53,7 @@ def credential_issue(
 @transaction.atomic
 def credential_revoke(*, credential_id: int, actor: Actor) -> ApiCredential:
     """Revoke a credential; it answers 401 from then on."""
-    credential = ApiCredential.objects.select_for_update().get(pk=credential_id)
+    credential = ApiCredential.objects.select_for_update(no_key=True).get(pk=credential_id)
     if credential.revoked_at is None:
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])

@@ -22,7 +22,7 @@ def vouchers_expire(*, actor: Actor, now: datetime | None = None, batch_size: in
     while True:
         with transaction.atomic():
             ids = list(
-                Voucher.objects.select_for_update(skip_locked=True)
+                Voucher.objects.select_for_update(skip_locked=True, no_key=True)
                 .filter(status=InventoryStatus.AVAILABLE, expires_at__lte=cutoff)
                 .order_by("expires_at", "id")
                 .values_list("pk", flat=True)[:batch_size]

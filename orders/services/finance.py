@@ -75,7 +75,7 @@ def refund_decide(*, order_id: int, actor: Actor, decision: object, note: str) -
     note = (note or "").strip()
     if actor.user_id is None:
         raise ValidationFailed("A refund decision is made by a signed-in user.", field="actor")
-    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
     if order is None:
         raise NotFound("no such order")
     if order.refund_status != RefundStatus.NOT_REFUNDED:

@@ -98,7 +98,7 @@ def enqueue_fulfilment(order_id: int, run_after: datetime | None = None) -> None
 
 
 def _locked(order_id: int) -> Order:
-    return Order.objects.select_for_update().get(pk=order_id)
+    return Order.objects.select_for_update(no_key=True).get(pk=order_id)
 
 
 def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = "") -> Order:
@@ -168,7 +168,7 @@ def _allocate_inventory(order_id: int) -> None:
     vouchers = list(
         allocatable_vouchers(
             product_id=order.product_id, denomination=order.denomination
-        ).select_for_update(skip_locked=True)[: len(missing)]
+        ).select_for_update(skip_locked=True, no_key=True)[: len(missing)]
     )
     now = timezone.now()
     for item, voucher in zip(missing, vouchers, strict=False):

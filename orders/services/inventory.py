@@ -516,7 +516,7 @@ def _import(
     actor: Actor,
     progress: Callable[[int], None] | None,
 ) -> ImportBatch:
-    batch = ImportBatch.objects.select_for_update().filter(pk=batch_id).first()
+    batch = ImportBatch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
     if batch is None:
         raise NotFound("No import batch with that id.")
     if batch.status != ImportBatchStatus.VALIDATING or batch.error_count or not batch.row_count:
@@ -685,7 +685,10 @@ def _locked_voucher(voucher_id: int) -> Voucher:
     # NOWAIT is not used: a block waits for an allocation in progress, then sees
     # its outcome (ALLOCATED) and refuses, instead of failing at random.
     voucher = (
-        Voucher.objects.select_for_update().only(*_STATUS_FIELDS).filter(pk=voucher_id).first()
+        Voucher.objects.select_for_update(no_key=True)
+        .only(*_STATUS_FIELDS)
+        .filter(pk=voucher_id)
+        .first()
     )
     if voucher is None:
         raise NotFound("No voucher with that id.")
@@ -770,7 +773,7 @@ def voucher_revoke(*, voucher_id: int, actor: Actor, reason: str) -> Voucher:
 
 
 def _locked_batch(batch_id: int) -> ImportBatch:
-    batch = ImportBatch.objects.select_for_update().filter(pk=batch_id).first()
+    batch = ImportBatch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
     if batch is None:
         raise NotFound("No import batch with that id.")
     if batch.status not in (ImportBatchStatus.IMPORTED, ImportBatchStatus.QUARANTINED):

@@ -96,7 +96,7 @@ def _pay(*, order: Order, actor: Actor, note: str) -> Order:
 @transaction.atomic
 def refund_schedule(*, order_id: int, actor: Actor) -> Order:
     """Owe the undelivered value of a finished order; pay it now if ≤ AUTO_REFUND_LIMIT."""
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     if order.refund_status != RefundStatus.NONE or order.status not in REFUNDABLE_STATUSES:
         return order  # already scheduled or paid, or nothing can be owed yet
     due = refund_due(order=order)
@@ -119,7 +119,7 @@ def refund_schedule(*, order_id: int, actor: Actor) -> Order:
 @transaction.atomic
 def refund_approve(*, order_id: int, actor: Actor, note: str = "") -> Order:
     """Pay a refund awaiting approval; a second approval of the same refund changes nothing."""
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     if order.refund_status == RefundStatus.REFUNDED:
         return order
     if order.refund_status != RefundStatus.NOT_REFUNDED:

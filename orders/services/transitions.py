@@ -86,7 +86,7 @@ def order_transition(
     writes a StatusChange in the same transaction. Moving to the state the
     order is already in changes nothing (so a repeated step is harmless).
     """
-    order = Order.objects.select_for_update().get(pk=order_id)
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     current: State = (S(order.status), U(order.sub_status))
     target: State = (S(status), U(sub_status))
     if current == target:

@@ -57,7 +57,13 @@ def _apply(
     note: str,
     order: Order | None = None,
 ) -> WalletEntry:
-    wallet = Wallet.objects.select_for_update().get(pk=wallet_id)
+    # FOR NO KEY UPDATE, like every row lock here: the wallet's key never changes,
+    # and a plain FOR UPDATE would also block the FOR KEY SHARE that PostgreSQL
+    # takes on the wallet when another transaction writes a row referencing it
+    # (fulfilment updating its order twice re-checks order.wallet_id). Placing
+    # holds this lock and then waits for an audit chain head that fulfilment
+    # holds: with FOR UPDATE the two deadlocked under load.
+    wallet = Wallet.objects.select_for_update(no_key=True).get(pk=wallet_id)
     new_balance = wallet.balance + amount
     if new_balance < 0:
         raise InsufficientFunds(currency=wallet.currency, balance=wallet.balance, requested=-amount)

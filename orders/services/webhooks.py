@@ -193,7 +193,7 @@ def _post(*, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, 
 def _claim(delivery_id: int) -> WebhookDelivery | None:
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            WebhookDelivery.objects.select_for_update(skip_locked=True, no_key=True)
             .select_related("endpoint")
             .filter(pk=delivery_id, status=WebhookDeliveryStatus.PENDING)
             .first()
@@ -239,7 +239,7 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
 def _record_attempt(
     *, delivery_id: int, status_code: int | None, error: str, duration_ms: int
 ) -> WebhookDelivery:
-    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_for_update(no_key=True).get(pk=delivery_id)
     now = timezone.now()
     WebhookAttempt.objects.create(
         delivery=delivery, status_code=status_code, duration_ms=duration_ms, error=error

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from orders.enums import WalletEntryKind
 from orders.errors import InsufficientFunds, InvalidAmount
-from orders.models import AuditEvent, Wallet, WalletEntry
+from orders.models import AuditEvent, Order, Wallet, WalletEntry
 from orders.services.actors import Actor
 from orders.services.wallets import (
     ledger_mismatches,
@@ -213,3 +213,52 @@ def test_concurrent_debits_cannot_overdraw(workers, balance, amount, affordable)
     assert sorted(debits.values_list("balance_after", flat=True)) == [
         Decimal(balance) - n * Decimal(amount) for n in range(affordable, 0, -1)
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_wallet_held_by_a_payment_never_blocks_fulfilment_of_its_orders():
+    """While a payment holds the wallet (placing: debit, then audit), fulfilment
+    finishing another order of that wallet must not wait for it. Waiting was half
+    of a deadlock seen under load: the payment then waited for an audit chain
+    that fulfilment held."""
+    wallet = WalletFactory(currency="EUR")
+    wallet_top_up(wallet_id=wallet.pk, amount="100.00", actor=Actor.system("test"))
+    order = OrderFactory(wallet=wallet, client=wallet.client)
+    holding, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def payment() -> None:
+        try:
+            with transaction.atomic():
+                wallet_debit(
+                    wallet_id=wallet.pk, amount="10.00", order=None, actor=Actor.system("test")
+                )
+                holding.set()
+                release.wait(timeout=30)
+        except BaseException as error:  # reported by the assert below
+            errors.append(error)
+        finally:
+            holding.set()
+            connection.close()
+
+    thread = threading.Thread(target=payment)
+    thread.start()
+    try:
+        assert holding.wait(timeout=30)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            # What fulfilment's last step does: the order row written twice in one
+            # transaction, which makes PostgreSQL re-check order.wallet_id.
+            Order.objects.filter(pk=order.pk).update(attempts=1)
+            Order.objects.filter(pk=order.pk).update(attempts=2)
+            WalletEntry.objects.filter(wallet=wallet).exists()
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert errors == []
+    order.refresh_from_db()
+    assert order.attempts == 2
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("90.00")
