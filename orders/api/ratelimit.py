@@ -1,8 +1,9 @@
 """Per-credential rate limits: fixed-window counters in Django's cache.
 
 Each window is one cache key per (credential, window start), created with
-`cache.add` and counted with `cache.incr` — atomic on Redis, so the limits
-hold across gunicorn workers. Every authenticated response carries
+INCR with a TTL set on the first count — atomic on Redis, so the limits hold
+across gunicorn workers, and one pipelined round trip for all of a request's
+windows (other cache backends: `cache.add` + `cache.incr`). Every authenticated response carries
 X-RateLimit-Limit / -Remaining / -Reset for the tightest window; a refused
 request gets 429 `rate_limited` with Retry-After.
 """
@@ -14,7 +15,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponseBase
 
 from orders.errors import RateLimited
@@ -39,19 +41,40 @@ class Window:
         return self.count > self.limit
 
 
-def _hit(*, scope: str, name: str, limit: int, seconds: int) -> Window:
+def _hits(scope: str, specs: list[tuple[str, int, int]]) -> list[Window]:
+    """Count one request in each (name, limit, seconds) window of `scope`."""
     now = time.time()
-    start = int(now // seconds) * seconds
-    key = f"api:rl:{scope}:{name}:{start}"
-    # The key outlives its window a little so a late incr never recreates it.
+    keys, windows = [], []
+    for name, _, seconds in specs:
+        start = int(now // seconds) * seconds
+        keys.append((f"api:rl:{scope}:{name}:{start}", seconds, start))
+    backend = caches[DEFAULT_CACHE_ALIAS]  # `cache` is a proxy: isinstance needs the backend
+    if isinstance(backend, RedisCache):
+        # One round trip for every window: INCR, and a TTL on the key's first count.
+        client = backend._cache.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        for key, seconds, _ in keys:
+            stored = backend.make_and_validate_key(key)
+            pipe.incr(stored)
+            pipe.expire(stored, seconds + 5, nx=True)
+        counts = pipe.execute()[::2]
+    else:
+        counts = [_count(key, seconds) for key, seconds, _ in keys]
+    for (name, limit, seconds), (_, _, start), count in zip(specs, keys, counts, strict=True):
+        reset_in = max(1, math.ceil(start + seconds - now))
+        windows.append(
+            Window(name=name, limit=limit, seconds=seconds, count=int(count), reset_in=reset_in)
+        )
+    return windows
+
+
+def _count(key: str, seconds: int) -> int:
     cache.add(key, 0, timeout=seconds + 5)
     try:
-        count = cache.incr(key)
+        return cache.incr(key)
     except ValueError:  # evicted between add and incr
         cache.add(key, 0, timeout=seconds + 5)
-        count = cache.incr(key)
-    reset_in = max(1, math.ceil(start + seconds - now))
-    return Window(name=name, limit=limit, seconds=seconds, count=count, reset_in=reset_in)
+        return cache.incr(key)
 
 
 def _check(request: HttpRequest, windows: list[Window]) -> None:
@@ -70,15 +93,15 @@ def _check(request: HttpRequest, windows: list[Window]) -> None:
 
 def credential_hit(request: HttpRequest, *, credential_id: int) -> None:
     """Count one request of a credential; raise RateLimited over 200/min or 20/10 s."""
-    scope = f"c{credential_id}"
     _check(
         request,
-        [
-            _hit(scope=scope, name="minute", limit=settings.API_RATE_LIMIT_PER_MINUTE, seconds=60),
-            _hit(
-                scope=scope, name="burst", limit=settings.API_RATE_LIMIT_PER_10_SECONDS, seconds=10
-            ),
-        ],
+        _hits(
+            f"c{credential_id}",
+            [
+                ("minute", settings.API_RATE_LIMIT_PER_MINUTE, 60),
+                ("burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10),
+            ],
+        ),
     )
 
 
@@ -86,14 +109,10 @@ def order_read_hit(request: HttpRequest, *, credential_id: int, order_id: int) -
     """Count one read of one order; raise RateLimited over 60 reads per hour."""
     _check(
         request,
-        [
-            _hit(
-                scope=f"c{credential_id}:o{order_id}",
-                name="order",
-                limit=settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR,
-                seconds=3600,
-            )
-        ],
+        _hits(
+            f"c{credential_id}:o{order_id}",
+            [("order", settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR, 3600)],
+        ),
     )
 
 
