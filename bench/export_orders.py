@@ -10,6 +10,10 @@ RSS <= 150 MB, and rows/s near what PostgreSQL alone streams for the same
 query (a psql COPY of the join to /dev/null).
 
     .venv/bin/python bench/export_orders.py [--orders 1000000] [--path /dashboard/...]
+
+With --database-url (bench/run.py passes the data set of bench/generate.py) it
+exports that database's orders as they are and fills nothing; --json ends the
+output with one JSON line of the figures.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ def ensure_database() -> None:
             conn.execute(f'CREATE DATABASE "{DB}"')
 
 
+DATABASE_URL = f"{SERVER}/{DB}"
+
+
 def setup_django() -> None:
-    os.environ["DATABASE_URL"] = f"{SERVER}/{DB}"
+    os.environ["DATABASE_URL"] = DATABASE_URL
     os.environ["DJANGO_DEBUG"] = "0"  # DEBUG would keep every query in connection.queries
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "starship.settings")
     import django
@@ -135,15 +142,17 @@ def fill(orders: int) -> None:
     print(f"inserted {orders - have} orders in {time.perf_counter() - started:.1f} s")
 
 
-def prepare(orders: int) -> None:
+def prepare(orders: int, *, fill_orders: bool) -> None:
     """Database, schema, data and the bench superuser (in this, the parent, process)."""
-    ensure_database()
+    if fill_orders:
+        ensure_database()
     setup_django()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
-    fill(orders)
+    if fill_orders:
+        call_command("migrate", verbosity=0)
+        fill(orders)
     get_user_model().objects.update_or_create(
         username="bench-admin", defaults={"is_superuser": True, "is_staff": True, "is_active": True}
     )
@@ -199,16 +208,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--path", default=EXPORT_PATH, help="export URL, with any query string")
+    parser.add_argument(
+        "--database-url", default="", help="export this database's orders as they are"
+    )
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DATABASE_URL, DB
+    if args.database_url:
+        DATABASE_URL = args.database_url
+        DB = DATABASE_URL.rsplit("/", 1)[-1]
 
     if args.child:
         measure(args.path)
         return
 
-    prepare(args.orders)
+    prepare(args.orders, fill_orders=not args.database_url)
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--path", args.path],
+        [sys.executable, __file__, "--child", "--path", args.path]
+        + (["--database-url", args.database_url] if args.database_url else []),
         check=True,
         capture_output=True,
         text=True,
@@ -236,6 +254,16 @@ def main() -> None:
     ]
     for label, value in table:
         print(f"  {label:<13} {value}")
+    if args.json:
+        figures = {
+            "rows": r["rows"],
+            "seconds": r["seconds"],
+            "rows_per_s": r["rows"] / r["seconds"],
+            "first_byte_ms": r["first_byte"] * 1000,
+            "rss_before_mb": r["baseline_rss"],
+            "peak_rss_mb": r["peak_rss"],
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
