@@ -20,6 +20,7 @@ export (1,000,000-row CSV, peak RSS in a fresh process).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -73,6 +74,7 @@ def timed(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> list[float
     """Milliseconds per call, `runs` calls after `warmup` untimed ones."""
     for _ in range(warmup):
         fn()
+    gc.collect()  # start each series with the same heap, not with the last one's garbage
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
