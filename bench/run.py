@@ -533,7 +533,7 @@ def main() -> None:
     url = database_url()
     # Static files are served by whitenoise from STATIC_ROOT, which a benchmark
     # never collects; its warning says nothing about what is measured.
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
+    warnings.filterwarnings("ignore", message="No directory at")
     setup_django(url, settings_module="bench.settings")
     from django.db import connection
 
