@@ -18,8 +18,10 @@ from orders.enums import (
     ProductKind,
     SubStatus,
     VoucherSource,
+    WebhookDeliveryStatus,
 )
 from orders.models import Client, Order, OrderItem, Product, Vendor, Voucher, Wallet
+from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -176,3 +178,23 @@ def deliver_order(order: Order, vouchers: list[Voucher]) -> Order:
     else:
         target = (OrderStatus.PARTIALLY_DELIVERED, SubStatus.PARTIAL)
     return order_transition(order_id=order.pk, status=target[0], sub_status=target[1], actor=actor)
+
+
+def delivered_webhook(
+    order: Order, *, url: str, first_status: int = 503, durations: tuple[int, int] = (120, 80)
+) -> WebhookDelivery:
+    """A webhook of `order` delivered on the second attempt (first answered `first_status`)."""
+    endpoint = WebhookEndpoint.objects.create(client=order.client, url=url, secret="whsec")
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        order=order,
+        event="order.delivered",
+        payload={},
+        status=WebhookDeliveryStatus.DELIVERED,
+        attempts=2,
+    )
+    WebhookAttempt.objects.create(
+        delivery=delivery, status_code=first_status, duration_ms=durations[0]
+    )
+    WebhookAttempt.objects.create(delivery=delivery, status_code=200, duration_ms=durations[1])
+    return delivery

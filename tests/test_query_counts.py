@@ -41,7 +41,6 @@ from orders.enums import (
     OrderStatus,
     RefundStatus,
     SubStatus,
-    WebhookDeliveryStatus,
 )
 from orders.models import (
     AuditChainHead,
@@ -53,7 +52,6 @@ from orders.models import (
     Voucher,
     WalletEntry,
 )
-from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.placing import Customer, order_create
@@ -69,6 +67,7 @@ from tests.factories import (
     VoucherFactory,
     WalletFactory,
     deliver_order,
+    delivered_webhook,
 )
 
 pytestmark = pytest.mark.django_db
@@ -283,19 +282,9 @@ def _order_children(count: int) -> Callable[[Ctx], None]:
                 actor_label=f"user:{staff.username}",
                 note=f"QC step {k}",
             )
-            endpoint = WebhookEndpoint.objects.create(
-                client=order.client, url=f"https://hooks.example/qc-{k}", secret="whsec-qc"
+            delivery = delivered_webhook(
+                order, url=f"https://hooks.example/qc-{k}", first_status=500, durations=(10, 12)
             )
-            delivery = WebhookDelivery.objects.create(
-                endpoint=endpoint,
-                order=order,
-                event="order.delivered",
-                payload={},
-                status=WebhookDeliveryStatus.DELIVERED,
-                attempts=2,
-            )
-            WebhookAttempt.objects.create(delivery=delivery, status_code=500, duration_ms=10)
-            WebhookAttempt.objects.create(delivery=delivery, status_code=200, duration_ms=12)
             audit_record(
                 action="voucher.reveal",
                 actor=Actor.for_user(staff),
@@ -306,7 +295,7 @@ def _order_children(count: int) -> Callable[[Ctx], None]:
             ctx.markers += [
                 f'id="voucher-{voucher.pk}"',
                 f"QC step {k}",
-                endpoint.url,
+                delivery.endpoint.url,
                 f"QC audit {k}",
             ]
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from orders.enums import WebhookDeliveryStatus
-from orders.models import StatusChange, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from orders.models import StatusChange
 from orders.services.audit import audit_record
 from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE
+from tests.factories import delivered_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -33,19 +33,7 @@ def test_detail_shows_summary_customer_amounts_items_timeline_webhooks_audit(
         to_sub_status="INVENTORY_FULFILLED",
         actor_label="system",
     )
-    endpoint = WebhookEndpoint.objects.create(
-        client=order.client, url="https://hooks.example.com/orders", secret="whsec", events=[]
-    )
-    delivery = WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        order=order,
-        event="order.delivered",
-        payload={},
-        status=WebhookDeliveryStatus.DELIVERED,
-        attempts=2,
-    )
-    WebhookAttempt.objects.create(delivery=delivery, status_code=503, duration_ms=120)
-    WebhookAttempt.objects.create(delivery=delivery, status_code=200, duration_ms=80)
+    delivered_webhook(order, url="https://hooks.example.com/orders")
     audit_record(action="order.create", actor=system_actor, order_id=order.pk, reason="seeded")
 
     html = detail(support_client, order).content.decode()
