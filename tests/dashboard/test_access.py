@@ -6,6 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from orders.enums import OrderStatus
+from tests.factories import OrderFactory
+
 pytestmark = pytest.mark.django_db
 
 OK, REDIRECT, FORBIDDEN = 200, 302, 403
@@ -102,6 +105,22 @@ def test_activity_extends_the_idle_timeout_at_most_once_a_minute(support_client,
     session.save()
     later = support_client.get(overview)
     assert later.cookies["sessionid"]["max-age"] == 15 * 60
+
+
+def test_background_polling_does_not_keep_an_idle_session_alive(support_client, settings):
+    order = OrderFactory(status=OrderStatus.PENDING)
+    page = support_client.get(reverse("dashboard:order_list"))
+    assert b"X-Background-Poll" in page.content  # the open order's row polls itself
+    session = support_client.session
+    session["_seen"] -= settings.SESSION_REFRESH_SECONDS
+    session.save()
+    poll = support_client.get(
+        reverse("dashboard:order_row", args=[order.pk]),
+        headers={"HX-Request": "true", "X-Background-Poll": "true"},
+    )
+    assert poll.status_code == 200 and "sessionid" not in poll.cookies
+    clicked = support_client.get(reverse("dashboard:order_list"))
+    assert clicked.cookies["sessionid"]["max-age"] == 15 * 60
 
 
 def test_an_idle_session_signs_the_user_out(support_client):
