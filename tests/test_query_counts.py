@@ -927,7 +927,7 @@ CASES = [
         status=201,
         rows=_json_rows("status"),
         rows_grow=False,
-        fixed=25,
+        fixed=24,
     ),
     Case(
         "GET /api/v1/orders",

@@ -63,8 +63,11 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to its chain. Never store a secret in `data` or `reason`."""
     chain = _chain_for(order_id=order_id, voucher_id=voucher_id, actor=actor)
-    AuditChainHead.objects.get_or_create(chain=chain)
-    head = AuditChainHead.objects.select_for_update().get(chain=chain)
+    heads = AuditChainHead.objects.select_for_update()
+    head = heads.filter(chain=chain).first()
+    if head is None:  # the chain's first event: create its head, then lock it
+        AuditChainHead.objects.get_or_create(chain=chain)
+        head = heads.get(chain=chain)
     event = AuditEvent(
         chain=chain,
         seq=head.seq + 1,
