@@ -1,6 +1,8 @@
 # Starship Orders: the two commands are `make run` and `make test`.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv on PATH, else where `pip install --user` puts it, else as a module of python3
+# (a plain `pip install uv` under pyenv leaves it off PATH until a rehash).
+UV ?= $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "python3 -m uv")
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -10,7 +12,7 @@ ARGS ?=
 .PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench clean
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || \
+	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m uv --version >/dev/null 2>&1 || \
 		{ echo "Installing uv (pip install --user uv)"; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv; }
 
 setup: uv
