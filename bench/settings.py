@@ -39,7 +39,9 @@ if REDIS_URL:
 # --- Logging ----------------------------------------------------------------
 # Warnings and errors only: a 4xx under load must not turn into a log flood
 # that the disk, not the server, then limits.
+_LEVEL = env("LOG_LEVEL", default="WARNING")
 LOGGING = {
     **LOGGING,
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "root": {"handlers": ["console"], "level": _LEVEL},
+    "loggers": {**LOGGING["loggers"], "django": {**LOGGING["loggers"]["django"], "level": _LEVEL}},
 }

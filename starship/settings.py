@@ -259,6 +259,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Replaces Django's default "django" logger, whose own console handler
+        # (DEBUG only) printed every django.* line a second time, unformatted:
+        # django.* now reaches the root handler only.
+        "django": {"handlers": [], "level": env("LOG_LEVEL", default="INFO")},
         "django.db.backends": {"level": "WARNING"},
     },
 }

@@ -77,3 +77,26 @@ def test_check_deploy_fails_on_a_real_settings_gap(tmp_path, overrides, warning)
 
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+def test_under_debug_a_worker_log_line_is_printed_once_and_formatted(tmp_path):
+    """`make run` (DEBUG) used to print each task line twice: once bare from Django's
+    own "django" console handler, once formatted from the root handler."""
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(DJANGO_DEBUG="1", SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.tasks').info('Task id=42 state=SUCCESSFUL')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "starship.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "id=42" in line]
+    assert len(lines) == 1
+    assert " INFO django.tasks Task id=42" in lines[0]
