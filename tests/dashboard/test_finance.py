@@ -214,6 +214,11 @@ def test_wallet_list_and_detail_show_balance_and_ledger(as_role, wallet):
     assert "<html" not in body and body.lstrip().startswith('<section id="ledger-results"')
     assert "No entries match these filters." in body
 
+    bad = client.get(reverse("dashboard:wallet_detail", args=[wallet.pk]), {"kind": "GIFT"})
+    assert bad.status_code == 400
+    assert "Some filters could not be used" in bad.content.decode()
+    assert "Kind: Select a valid choice" in bad.content.decode()
+
 
 def test_ledger_pages_newest_first_by_keyset(as_role, wallet):
     actor = Actor.system("test")
