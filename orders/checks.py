@@ -3,7 +3,8 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 
 @register(Tags.security, deploy=True)
@@ -17,4 +18,19 @@ def voucher_keys_configured(app_configs: Any, **kwargs: Any) -> list[Warning]:
             hint="Set both from your secret store (see README, Configuration).",
             id="orders.W001",
         )
+    ]
+
+
+@register()
+def vendor_adapters_importable(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """Every adapter in the registry (code + VENDOR_ADAPTERS) imports and has place/fetch."""
+    from orders.vendors.registry import adapter_problems
+
+    try:
+        problems = adapter_problems()
+    except ImproperlyConfigured as exc:
+        problems = [str(exc)]
+    return [
+        Error(problem, hint="Fix VENDOR_ADAPTERS (key=dotted.path.Class).", id="orders.E010")
+        for problem in problems
     ]

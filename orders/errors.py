@@ -150,3 +150,24 @@ class VoucherImportRejected(ValidationFailed):
         self.batch_id = batch_id
         self.errors = errors
         self.error_count = error_count
+
+
+# --- Catalog (price changes) --------------------------------------------------
+
+
+class PriceChangeNotPending(Conflict):
+    """The price change was already approved, applied or rejected."""
+
+    code = "price_change_not_pending"
+
+
+class PriceChangeStale(Conflict):
+    """The product changed since the request: its before values no longer hold."""
+
+    code = "price_change_stale"
+
+
+class PriceChangeOwnRequest(PermissionDenied):
+    """The maker of a price change cannot approve it: a second person must."""
+
+    code = "own_price_change"

@@ -222,6 +222,19 @@ AUDIT_CHAINS = env_int("AUDIT_CHAINS", default=16)
 REVEAL_RATE_PER_HOUR = env_int("REVEAL_RATE_PER_HOUR", default=30)
 # Dashboard: seconds a revealed voucher stays visible before it masks itself again.
 REVEAL_REMASK_SECONDS = env_int("REVEAL_REMASK_SECONDS", default=30)
+# Catalog: price changes above these sizes (measured from the product's value
+# before any unapproved change in the window) wait for a second approver.
+PRICE_CHANGE_APPROVAL_POINTS = env_decimal("PRICE_CHANGE_APPROVAL_POINTS", default=Decimal("5"))
+PRICE_CHANGE_APPROVAL_FIXED_FEE = env_decimal(
+    "PRICE_CHANGE_APPROVAL_FIXED_FEE", default=Decimal("1.00")
+)
+PRICE_CHANGE_APPROVAL_FACTOR = env_decimal("PRICE_CHANGE_APPROVAL_FACTOR", default=Decimal("2"))
+PRICE_CHANGE_WINDOW_HOURS = env_int("PRICE_CHANGE_WINDOW_HOURS", default=24)
+# Vendor adapters beyond the built-in ones: "key=dotted.path.Class,key2=…" (code, never input).
+VENDOR_ADAPTERS = {
+    key.strip(): path.strip()
+    for key, _, path in (part.partition("=") for part in env_list("VENDOR_ADAPTERS", default=[]))
+}
 
 # --- Fulfilment engine (owner: fulfilment) ----------------------------------
 # Simulated vendor: latency per call and the share of calls that fail

@@ -1,7 +1,7 @@
 """Domain models, one module per aggregate."""
 
 from orders.models.audit import AuditChainHead, AuditEvent
-from orders.models.catalog import Product, Vendor
+from orders.models.catalog import PriceChange, Product, Vendor
 from orders.models.clients import ApiCredential, Client, Wallet, WalletEntry
 from orders.models.inventory import ImportBatch, Voucher
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
@@ -15,6 +15,7 @@ __all__ = [
     "ImportBatch",
     "Order",
     "OrderItem",
+    "PriceChange",
     "Product",
     "RefundReview",
     "StatusChange",

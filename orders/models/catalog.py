@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from orders.enums import Classification, DeliveryType, LinkType, ProductKind
+from orders.vendors.registry import DEFAULT_ADAPTER, adapter_choices
+
+PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
 
 
 class Vendor(models.Model):
@@ -17,8 +24,10 @@ class Vendor(models.Model):
     name = models.CharField(max_length=200)
     adapter = models.CharField(
         max_length=200,
-        default="orders.vendors.simulated.SimulatedVendor",
-        help_text="Dotted path of the vendor adapter class.",
+        choices=adapter_choices,
+        default=DEFAULT_ADAPTER,
+        help_text="A registered vendor adapter (adapters are added in code or settings only).",
+        error_messages={"invalid_choice": "%(value)r is not a registered vendor adapter."},
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -55,10 +64,21 @@ class Product(models.Model):
     )
     link_type = models.CharField(max_length=16, choices=LinkType.choices, blank=True)
     bulk_limit = models.PositiveIntegerField(default=10)
-    discount_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
-    fee_fixed = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
-    fee_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
-    tax_percent = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    discount_percent = models.DecimalField(
+        max_digits=6, decimal_places=3, default=Decimal("0"), validators=PERCENT
+    )
+    fee_fixed = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    fee_percent = models.DecimalField(
+        max_digits=6, decimal_places=3, default=Decimal("0"), validators=PERCENT
+    )
+    tax_percent = models.DecimalField(
+        max_digits=6, decimal_places=3, default=Decimal("0"), validators=PERCENT
+    )
     low_stock_threshold = models.PositiveIntegerField(default=10)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
@@ -83,6 +103,22 @@ class Product(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        values = self.denominations
+        if not isinstance(values, list):
+            raise ValidationError({"denominations": 'A list of amounts, e.g. ["10.00", "25.00"].'})
+        for value in values:
+            try:
+                amount = Decimal(str(value))
+            except ArithmeticError:
+                amount = Decimal("NaN")
+            if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+                raise ValidationError(
+                    {"denominations": f"{str(value)[:20]!r} is not a positive amount in cents."}
+                )
+        if (self.min_denomination is None) != (self.max_denomination is None):
+            raise ValidationError("Give both a minimum and a maximum denomination, or neither.")
+
     @property
     def denomination_list(self) -> list[Decimal]:
         return sorted(Decimal(str(value)) for value in self.denominations or [])
@@ -90,3 +126,50 @@ class Product(models.Model):
     @property
     def is_range(self) -> bool:
         return self.min_denomination is not None and self.max_denomination is not None
+
+
+class PriceChange(models.Model):
+    """A change of a product's price-relevant fields, with before/after values.
+
+    Small changes are APPLIED at once; larger ones (see services/catalog.py) stay
+    PENDING until a different user with orders.approve_price_change approves them.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending approval"
+        APPLIED = "APPLIED", "Applied (under the approval limits)"
+        APPROVED = "APPROVED", "Approved and applied"
+        REJECTED = "REJECTED", "Rejected"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="price_changes")
+    # {"discount_percent": {"before": "0.000", "after": "99.990"}, ...}
+    changes = models.JSONField()
+    # Why a second approver is needed (empty for APPLIED).
+    approval_reasons = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_label = models.CharField(max_length=150)
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        permissions = [("approve_price_change", "Can approve or reject price changes")]
+        indexes = [
+            models.Index(fields=["product", "requested_at"], name="pricechange_product"),
+            models.Index(
+                fields=["requested_at"],
+                name="pricechange_pending",
+                condition=Q(status="PENDING"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Price change {self.pk} of {self.product_id} ({self.status})"

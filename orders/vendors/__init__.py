@@ -1,4 +1,4 @@
-"""Vendor adapters: the protocol (base), the simulated vendor, and how to pick one.
+"""Vendor adapters: the protocol (base), the simulated vendor, the registry, and how to pick one.
 
 Orders placed with a test-mode credential never reach a real vendor: they use
 the simulated vendor, with the outcome a `SANDBOX-…` reference_code forces.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.utils.module_loading import import_string
-
 from orders.vendors.base import OperatorAdapter, VendorAdapter
+from orders.vendors.registry import UnknownVendorAdapter, adapter_class
 from orders.vendors.simulated import SCENARIOS, SimulatedOperator, SimulatedVendor
 
 if TYPE_CHECKING:
@@ -38,11 +37,11 @@ def sandbox_scenario(order: Order) -> str | None:
 
 
 def get_adapter(vendor: Vendor, *, order: Order | None = None) -> VendorAdapter:
-    """The adapter for `vendor` (Vendor.adapter), or the sandbox for test orders."""
+    """The registered adapter of `vendor` (Vendor.adapter is a registry key, never a
+    path), or the sandbox for test orders; an unknown key raises UnknownVendorAdapter."""
     if order is not None and is_sandbox(order):
         return SimulatedVendor(scenario=sandbox_scenario(order), attempt=order.attempts)
-    adapter_class = import_string(vendor.adapter)
-    adapter: VendorAdapter = adapter_class()
+    adapter: VendorAdapter = adapter_class(key=vendor.adapter)()
     return adapter
 
 
@@ -51,4 +50,10 @@ def get_operator(*, order: Order) -> OperatorAdapter:
     return SimulatedOperator(scenario=sandbox_scenario(order), attempt=order.attempts)
 
 
-__all__ = ["get_adapter", "get_operator", "is_sandbox", "sandbox_scenario"]
+__all__ = [
+    "UnknownVendorAdapter",
+    "get_adapter",
+    "get_operator",
+    "is_sandbox",
+    "sandbox_scenario",
+]

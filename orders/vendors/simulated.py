@@ -15,11 +15,11 @@ import random
 import re
 import time
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from orders.enums import DeliveryType, RechargeStatus
-from orders.models import Product
 from orders.vendors.base import (
     RechargeResult,
     VendorOrder,
@@ -27,6 +27,9 @@ from orders.vendors.base import (
     VendorTransientError,
     VendorVoucher,
 )
+
+if TYPE_CHECKING:  # models import the adapter registry: no runtime import back
+    from orders.models import Product
 
 # Sandbox scenarios, chosen by a reference_code prefix on test-mode orders.
 DELAYED = "DELAYED"  # skip inventory; the vendor delivers

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from orders.roles import ROLE_PERMISSIONS
+from orders.roles import ROLE_PERMISSIONS, role_permissions
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -57,9 +57,9 @@ def e2e_settings(settings: Any) -> Any:
 @pytest.fixture
 def roles(transactional_db: None) -> None:
     """Staff groups as migration 0003 makes them (a transactional test flushes them)."""
-    for role, dotted in ROLE_PERMISSIONS.items():
+    for role in ROLE_PERMISSIONS:
         group, _ = Group.objects.get_or_create(name=role)
-        for name in dotted:
+        for name in role_permissions(role):
             app_label, codename = name.split(".")
             group.permissions.add(
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
