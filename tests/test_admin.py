@@ -22,6 +22,7 @@ from orders.models import (
     WebhookEndpoint,
 )
 from orders.services.audit import audit_record
+from orders.services.catalog import product_update
 from orders.services.clients import client_create
 from orders.services.transitions import order_transition
 from orders.services.wallets import wallet_debit
@@ -105,6 +106,7 @@ def world(system_actor):
         },
     )
     WebhookAttempt.objects.create(delivery=delivery, status_code=200, duration_ms=41)
+    product_update(product_id=product.pk, values={"discount_percent": "1.5"}, actor=system_actor)
     return {"order": order, "voucher": voucher, "wallet": wallet, "credential": issued}
 
 
