@@ -69,6 +69,8 @@ def _bench_env(database_url: str, redis_url: str | None) -> dict[str, str]:
     env["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
     env["DATABASE_URL"] = database_url
     env["DJANGO_DEBUG"] = "0"
+    # Plain HTTP on 127.0.0.1: opt out of the HTTPS defaults (bench.settings does too).
+    env.update(SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="0", SECURE_COOKIES="0")
     env["PYTHONUNBUFFERED"] = "1"
     if redis_url is not None:  # None: inherit REDIS_URL (or its absence) from this process
         if redis_url:

@@ -33,6 +33,8 @@ key=$("$py" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)
 fp=$("$py" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
 
 export DJANGO_DEBUG=0
+# Plain HTTP on loopback: opt out of the production HTTPS defaults (docs/deploy.md).
+export SECURE_SSL_REDIRECT=0 SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0
 export DJANGO_SECRET_KEY="fuzz-$(date +%s)-$RANDOM$RANDOM-not-for-production-use-only"
 export VOUCHER_KEYS="fuzz:$key" VOUCHER_FINGERPRINT_KEY="$fp"
 # Fuzzing sends hundreds of requests a minute: lift the limits so 429s do

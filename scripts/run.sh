@@ -4,6 +4,10 @@ set -euo pipefail
 host=${1:-127.0.0.1}
 port=${2:-8000}
 py=.venv/bin/python
+# runserver speaks plain HTTP on this machine: with DJANGO_DEBUG=0 the production
+# defaults would redirect every request to https (docs/deploy.md, plain HTTP on loopback).
+export SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-0} SECURE_HSTS_SECONDS=${SECURE_HSTS_SECONDS:-0}
+export SECURE_COOKIES=${SECURE_COOKIES:-0}
 
 pids=()
 stop() {

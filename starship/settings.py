@@ -6,6 +6,7 @@ all (SQLite, local-memory cache, a generated development voucher key).
 Every variable is listed in README.md's configuration table.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,12 +39,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks_db",
     "ninja",
+    "axes",
     "orders",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "starship.middleware.StaticFilesMiddleware",
+    "starship.middleware.NoStoreMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "starship.middleware.IdleTimeoutMiddleware",
@@ -53,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "starship.urls"
@@ -137,6 +141,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins for one
+# username, or from one IP address, lock further attempts (the right password
+# too) until LOGIN_LOCKOUT_MINUTES pass without a new attempt. Counters live in
+# the database, so every web process and host sees the same ones, with or
+# without Redis. Unlock: admin "Access attempts", or `manage.py axes_reset`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one over the limit locks
+# A success must not wipe the failures other usernames collected from that IP.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "orders.logins.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "orders.logins.client_ip"
+
 # --- Security headers -------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -154,13 +176,21 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+# Production (DEBUG off) is secure by default: HTTPS redirect, HSTS, Secure
+# cookies. Opt out explicitly for plain HTTP on loopback (SECURE_SSL_REDIRECT=0
+# SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0); behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER=1 instead (docs/deploy.md).
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-    SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+    # Preload only on request: with `preload` in the header anyone may submit the
+    # domain to the browsers' list, binding every subdomain to HTTPS for months.
+    SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0 and env_bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]  # preload not asked for: a decision, not a gap
     if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -173,7 +203,7 @@ USE_TZ = True
 # --- Static files -----------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

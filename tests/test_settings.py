@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import subprocess
@@ -22,15 +23,13 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_"))
-        and key not in {"DATABASE_URL", "SQLITE_PATH"}
+        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_"))
+        and key not in {"DATABASE_URL", "SQLITE_PATH", "STATIC_ROOT"}
     }
+    # Only what production must provide: no HTTPS, HSTS or cookie variable at all.
     env.update(
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="orders.example.com",
-        SECURE_HSTS_SECONDS="31536000",
-        SECURE_SSL_REDIRECT="1",
         VOUCHER_KEYS=f"k1:{_key()}",
         VOUCHER_FINGERPRINT_KEY=_key(),
         # Never touch the working tree's database or development keyring.
@@ -62,6 +61,61 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def _settings(env: dict[str, str], *names: str) -> dict[str, object]:
+    script = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n, None) for n in {list(names)!r}}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "starship.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+SECURITY = (
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_PROXY_SSL_HEADER",
+)
+
+
+def test_production_is_secure_by_default(tmp_path):
+    assert _settings(_production_env(tmp_path), *SECURITY) == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": False,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
+
+
+def test_plain_http_on_loopback_and_a_tls_proxy_are_explicit_opt_outs(tmp_path):
+    loopback = _production_env(
+        tmp_path, SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="0", SECURE_COOKIES="0"
+    )
+    proxied = _production_env(tmp_path, SECURE_PROXY_SSL_HEADER="1", SECURE_HSTS_PRELOAD="1")
+
+    plain = _settings(loopback, *SECURITY)
+    behind_proxy = _settings(proxied, *SECURITY)
+
+    assert plain["SECURE_SSL_REDIRECT"] is False and plain["SECURE_HSTS_SECONDS"] == 0
+    assert plain["SESSION_COOKIE_SECURE"] is False and plain["CSRF_COOKIE_SECURE"] is False
+    assert behind_proxy["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert behind_proxy["SECURE_SSL_REDIRECT"] is True and behind_proxy["SECURE_HSTS_PRELOAD"]
 
 
 @pytest.mark.parametrize(

@@ -226,3 +226,26 @@ def test_a_post_without_the_csrf_token_is_refused(users, delivered_order):
 def test_unknown_order_is_a_404_page(support_client):
     response = support_client.get(reverse("dashboard:order_detail", args=[999999]))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("name", "method", "_expected"), MATRIX, ids=[m[0] for m in MATRIX])
+@pytest.mark.parametrize("role", ["support", "admin"])
+def test_no_dashboard_answer_may_be_cached(as_role, delivered_order, name, method, _expected, role):
+    """Pages with customer data or vouchers: neither the browser nor a proxy keeps them."""
+    order, voucher = delivered_order
+    response = _call(as_role(role), name, method, _url(name, order, voucher))
+    assert "no-store" in response["Cache-Control"], (name, response.get("Cache-Control"))
+    assert "private" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["admin:index", "admin:orders_order_changelist", "admin:orders_order_change"],
+)
+def test_no_admin_page_may_be_cached(as_role, delivered_order, url):
+    order, _ = delivered_order
+    args = [order.pk] if url.endswith("_change") else []
+    response = as_role("admin").get(reverse(url, args=args))
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]

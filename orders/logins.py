@@ -1,0 +1,118 @@
+"""Sign-in throttling glue for django-axes: client address, the lockout page,
+the lockout audit receiver and an audited unlock in the admin.
+
+Wired in settings (AXES_CLIENT_IP_CALLABLE, AXES_LOCKOUT_CALLABLE) and in
+OrdersConfig.ready (the receiver and the admin).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from axes.admin import AccessAttemptAdmin
+from axes.attempts import get_cool_off_threshold
+from axes.models import AccessAttempt
+from axes.signals import user_locked_out
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from orders.services.actors import Actor
+from orders.services.logins import login_attempts_clear, login_lockout_record
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address sign-in failures are counted against.
+
+    REMOTE_ADDR; behind the one TLS proxy that SECURE_PROXY_SSL_HEADER trusts,
+    the address that proxy appended to X-Forwarded-For (the last entry: the
+    ones before it come from the client and can be forged). Without this every
+    user would share the proxy's address and five failures would lock out all.
+    """
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        appended = _valid_ip(forwarded.rsplit(",", 1)[-1]) if forwarded else None
+        if appended:
+            return appended
+    return _valid_ip(request.META.get("REMOTE_ADDR") or "")
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: Any
+) -> HttpResponse:
+    """The page a locked-out sign-in gets (429), in the admin's look on /admin/."""
+    match = getattr(request, "resolver_match", None)
+    in_admin = match is not None and match.namespace == "admin"
+    context: dict[str, Any] = {
+        "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+    }
+    if in_admin:
+        context |= admin.site.each_context(request) | {"title": "Sign-in locked"}
+        template = "admin/locked_out.html"
+    else:
+        template = "registration/locked_out.html"
+    return render(request, template, context, status=429)
+
+
+def on_user_locked_out(
+    sender: Any, request: HttpRequest, username: str | None, ip_address: str | None, **kw: Any
+) -> None:
+    """django-axes refused or locked a sign-in: audit it (once per lockout)."""
+    actor = Actor(
+        label="anonymous",
+        ip_address=ip_address,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+    )
+    login_lockout_record(
+        username=username or "",
+        actor=actor,
+        since=get_cool_off_threshold(request),
+        path=request.path,
+    )
+
+
+class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+    """django-axes' failed sign-in records; deleting them (or "Unlock") unlocks, audited."""
+
+    actions = ["unlock", "cleanup_expired_attempts"]
+
+    def _actor(self, request: HttpRequest) -> Actor:
+        return Actor.for_user(
+            request.user,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+
+    @admin.action(description="Unlock: clear the selected failed sign-ins", permissions=["delete"])
+    def unlock(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        cleared = login_attempts_clear(
+            attempt_ids=list(queryset.values_list("pk", flat=True)), actor=self._actor(request)
+        )
+        self.message_user(request, f"Unlocked: {cleared} failed sign-in records cleared.")
+
+    def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:
+        login_attempts_clear(attempt_ids=[obj.pk], actor=self._actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        login_attempts_clear(
+            attempt_ids=list(queryset.values_list("pk", flat=True)), actor=self._actor(request)
+        )
+
+
+def connect() -> None:
+    """Hook the lockout receiver and the audited admin (admin autodiscovery ran before)."""
+    user_locked_out.connect(on_user_locked_out, dispatch_uid="orders.logins.audit_lockout")
+    if admin.site.is_registered(AccessAttempt):
+        admin.site.unregister(AccessAttempt)
+    admin.site.register(AccessAttempt, AuditedAccessAttemptAdmin)
