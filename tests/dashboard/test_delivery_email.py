@@ -163,6 +163,7 @@ def test_smtp_down_the_resend_answers_queued_and_the_task_records_failed(
     html = response.content.decode()
     assert "Resend delivery e-mail: queued" in html
     assert 'id="order-emails"' in html and "Queued" in html
+    assert 'hx-trigger="every 3s"' in html  # the state reloads itself while queued
     assert email_state(order) == DeliveryEmailStatus.QUEUED
     assert AuditEvent.objects.filter(action="order.delivery_email_resend", order=order).count() == 1
 
@@ -175,7 +176,8 @@ def test_smtp_down_the_resend_answers_queued_and_the_task_records_failed(
     assert email.attempts == 2 and email.finished_at is not None
     assert email.last_error == "Connection refused by the SMTP server"
     page = detail_html(support_client, order)
-    assert "Failed" in page and "Connection refused by the SMTP server" in page
+    assert 'data-status="FAILED"' in page and "Connection refused by the SMTP server" in page
+    assert 'hx-trigger="every 3s"' not in page
 
 
 def test_smtp_down_a_plain_post_redirects_with_the_queued_message(
@@ -205,7 +207,8 @@ def test_silent_smtp_the_resend_returns_at_once_and_the_task_gives_up_after_the_
     email = DeliveryEmail.objects.get(order=order)
     assert email.status == DeliveryEmailStatus.FAILED
     assert email.last_error == "No answer from the SMTP server within 1 s"
-    assert "No answer from the SMTP server within 1 s" in detail_html(support_client, order)
+    page = detail_html(support_client, order)
+    assert 'data-status="FAILED"' in page and "No answer from the SMTP server within 1 s" in page
 
 
 @pytest.mark.postgres
@@ -273,4 +276,4 @@ def test_working_smtp_receives_the_mail_and_the_state_becomes_sent(
     assert email.status == DeliveryEmailStatus.SENT and email.sent_at is not None
     assert email.attempts == 1 and email.last_error == ""
     page = detail_html(support_client, order)
-    assert "Sent" in page and "grace@example.com" in page
+    assert 'data-status="SENT"' in page and "grace@example.com" in page
