@@ -27,6 +27,7 @@ _INTERNAL: set[str] = {
     "VoucherSource",
     "ImportBatchStatus",
     "WebhookDeliveryStatus",
+    "DeliveryEmailStatus",
 }
 
 
@@ -191,6 +192,12 @@ class ImportBatchStatus(SpecChoices):
 class WebhookDeliveryStatus(SpecChoices):
     PENDING = "PENDING", "Pending"
     DELIVERED = "DELIVERED", "Delivered"
+    FAILED = "FAILED", "Failed"
+
+
+class DeliveryEmailStatus(SpecChoices):
+    QUEUED = "QUEUED", "Queued"
+    SENT = "SENT", "Sent"
     FAILED = "FAILED", "Failed"
 
 

@@ -205,7 +205,13 @@ from django.db.models.functions import TruncHour  # noqa: E402
 
 from orders.enums import TERMINAL_STATUSES, ProductKind, RefundStatus  # noqa: E402
 from orders.errors import NotFound  # noqa: E402
-from orders.models import AuditEvent, Product, StatusChange, WebhookDelivery  # noqa: E402
+from orders.models import (  # noqa: E402
+    AuditEvent,
+    DeliveryEmail,
+    Product,
+    StatusChange,
+    WebhookDelivery,
+)
 
 # Sub-statuses that mean "went through the vendor": the DELAYED delivery time.
 VENDOR_SUB_STATUSES: tuple[SubStatus, ...] = (
@@ -234,11 +240,12 @@ class OrderDetail:
     timeline: list[StatusChange]
     webhook_deliveries: list[WebhookDelivery]
     audit_events: list[AuditEvent]
+    delivery_emails: list[DeliveryEmail]
 
 
-def order_detail(*, order_id: int, audit_limit: int = 200) -> OrderDetail:
-    """An order with its items, timeline, webhook deliveries and audit trail; a fixed
-    number of queries whatever the order's size."""
+def order_detail(*, order_id: int, audit_limit: int = 200, email_limit: int = 20) -> OrderDetail:
+    """An order with its items, timeline, webhook deliveries, delivery e-mails (newest
+    first) and audit trail; a fixed number of queries whatever the order's size."""
     order = (
         Order.objects.select_related("product", "client", "transaction", "refund_entry", "wallet")
         .filter(pk=order_id)
@@ -258,12 +265,14 @@ def order_detail(*, order_id: int, audit_limit: int = 200) -> OrderDetail:
         .select_related("actor_user", "voucher")
         .order_by("-created_at", "-id")[:audit_limit]
     )
+    emails = list(order.delivery_emails.order_by("-created_at", "-id")[:email_limit])
     return OrderDetail(
         order=order,
         items=items,
         timeline=timeline,
         webhook_deliveries=deliveries,
         audit_events=audit,
+        delivery_emails=emails,
     )
 
 

@@ -17,3 +17,11 @@ def webhook_deliver(delivery_id: int) -> None:
     from orders.services.webhooks import webhook_deliver as deliver
 
     deliver(delivery_id=delivery_id)
+
+
+@task
+def delivery_email_send(email_id: int) -> None:
+    """Send one queued delivery e-mail (after the request's commit, never inside it)."""
+    from orders.services.notifications import delivery_email_send as send
+
+    send(email_id=email_id)

@@ -217,6 +217,13 @@ _email_backend = env(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.console.EmailBackend" if DEBUG else _smtp_backend,
 )
+# Delivery e-mails go out from a task after commit, never in a request: each
+# SMTP operation gives up after EMAIL_TIMEOUT seconds (the mailer's "timeout";
+# Django refuses an EMAIL_TIMEOUT setting beside MAILERS); a transient failure
+# is tried EMAIL_MAX_ATTEMPTS times in all, EMAIL_RETRY_BASE_SECONDS apart, doubling.
+_email_timeout = env_int("EMAIL_TIMEOUT", default=10)
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", default=3)
+EMAIL_RETRY_BASE_SECONDS = env_int("EMAIL_RETRY_BASE_SECONDS", default=30)
 MAILERS: dict[str, dict[str, object]] = {"default": {"BACKEND": _email_backend}}
 if _email_backend == _smtp_backend:
     MAILERS["default"]["OPTIONS"] = {
@@ -225,6 +232,7 @@ if _email_backend == _smtp_backend:
         "username": env("EMAIL_HOST_USER", default=""),
         "password": env("EMAIL_HOST_PASSWORD", default=""),
         "use_tls": env_bool("EMAIL_USE_TLS", default=False),
+        "timeout": _email_timeout,
     }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@starship.example")
 

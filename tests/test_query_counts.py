@@ -35,6 +35,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.enums import (
+    DeliveryEmailStatus,
     ImportBatchStatus,
     InventoryStatus,
     ItemStatus,
@@ -44,6 +45,7 @@ from orders.enums import (
 )
 from orders.models import (
     AuditChainHead,
+    DeliveryEmail,
     ImportBatch,
     Order,
     OrderItem,
@@ -265,7 +267,8 @@ def _delivered_item(ctx: Ctx, order: Order) -> tuple[Voucher, str]:
 
 def _order_children(count: int) -> Callable[[Ctx], None]:
     """Per child: an item with its voucher, a timeline step, a webhook delivery with
-    two attempts and an audit event; each is shown on the order page."""
+    two attempts, a failed delivery e-mail and an audit event; each is shown on the
+    order page."""
 
     def build(ctx: Ctx) -> None:
         order = Order.objects.get(pk=ctx.data["order"])
@@ -292,9 +295,17 @@ def _order_children(count: int) -> Callable[[Ctx], None]:
                 voucher_id=voucher.pk,
                 reason=f"QC audit {k}",
             )
+            DeliveryEmail.objects.create(
+                order=order,
+                recipient=f"qc-{k}@example.com",
+                status=DeliveryEmailStatus.FAILED,
+                attempts=1,
+                last_error="Connection refused by the SMTP server",
+            )
             ctx.markers += [
                 f'id="voucher-{voucher.pk}"',
                 f"QC step {k}",
+                f"qc-{k}@example.com",
                 delivery.endpoint.url,
                 f"QC audit {k}",
             ]

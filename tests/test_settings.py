@@ -154,3 +154,32 @@ def test_under_debug_a_worker_log_line_is_printed_once_and_formatted(tmp_path):
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "id=42" in line]
     assert len(lines) == 1
     assert " INFO django.tasks Task id=42" in lines[0]
+
+
+def test_in_production_smtp_has_the_email_timeout(tmp_path):
+    """Delivery e-mails go over SMTP with EMAIL_TIMEOUT on every operation (10 s by default)."""
+    script = (
+        "import django; django.setup(); from django.core.mail import mailers; "
+        "m = mailers.default; print(type(m).__name__, m.host, m.timeout)"
+    )
+
+    def mailer(**overrides: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env={
+                **_production_env(tmp_path, **overrides),
+                "DJANGO_SETTINGS_MODULE": "starship.settings",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout.strip()
+
+    assert mailer() == "EmailBackend localhost 10"
+    assert (
+        mailer(EMAIL_TIMEOUT="3", EMAIL_HOST="smtp.example.com")
+        == "EmailBackend smtp.example.com 3"
+    )

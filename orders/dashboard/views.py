@@ -24,11 +24,11 @@ from orders import selectors
 from orders.dashboard.charts import orders_per_hour_chart, product_bar_chart
 from orders.dashboard.forms import ActionForm, AuditFilterForm, OrderFilterForm, RevealForm
 from orders.dashboard.permissions import permission_for
-from orders.enums import OrderStatus
+from orders.enums import DeliveryEmailStatus, OrderStatus
 from orders.errors import DomainError, NotFound, ValidationFailed
 from orders.services import fulfilment
 from orders.services.actors import Actor
-from orders.services.notifications import RESENDABLE_STATUSES, delivery_email_send
+from orders.services.notifications import RESENDABLE_STATUSES, delivery_email_queue
 from orders.services.reveal import (
     REVEALABLE_ORDER_STATUSES,
     REVEALABLE_VOUCHER_STATUSES,
@@ -127,6 +127,10 @@ def _detail_context(order_id: int) -> dict[str, Any]:
         "can_retry": order.status == OrderStatus.PLACED
         or (order.status == OrderStatus.PENDING and order.sub_status in fulfilment.RETRYABLE),
         "can_resend": order.status in RESENDABLE_STATUSES and bool(order.customer_email),
+        # The e-mails section reloads itself while one is still on its way.
+        "emails_queued": any(
+            email.status == DeliveryEmailStatus.QUEUED for email in detail.delivery_emails
+        ),
         "reveal_form": RevealForm(),
         "action_form": ActionForm(),
     }
@@ -257,10 +261,11 @@ def _order_action(
     """Run one confirmed, audited action on an order and show the order again."""
     form = ActionForm(request.POST)
     error = ""
+    outcome = "done."
     if form.is_valid():
         reason = form.cleaned_data["reason"]
         try:
-            _run_action(action, order_id=order_id, actor=_actor(request), reason=reason)
+            outcome = _run_action(action, order_id=order_id, actor=_actor(request), reason=reason)
         except NotFound:
             raise Http404("No such order.") from None
         except DomainError as refusal:
@@ -271,10 +276,10 @@ def _order_action(
         if error:
             messages.error(request, f"{label}: {error}")
         else:
-            messages.success(request, f"{label}: done.")
+            messages.success(request, f"{label}: {outcome}")
         return redirect("dashboard:order_detail", order_id=order_id)
     context = _detail_context(order_id)
-    context.update(action_error=error, action_done="" if error else f"{label}: done.")
+    context.update(action_error=error, action_done="" if error else f"{label}: {outcome}")
     if error:
         context.update(failed_action=action, action_form=form)
     response = render(request, "dashboard/order_detail.html#order-body", context)
@@ -283,14 +288,20 @@ def _order_action(
     return response
 
 
-def _run_action(action: str, *, order_id: int, actor: Actor, reason: str) -> None:
+def _run_action(action: str, *, order_id: int, actor: Actor, reason: str) -> str:
+    """Run the action; what to tell the agent it did."""
     # Each service audits itself (action, actor, reason) and writes the StatusChange.
     if action == "resend":
-        delivery_email_send(order_id=order_id, actor=actor, reason=reason)
-    elif action == "cancel":
+        email = delivery_email_queue(order_id=order_id, actor=actor, reason=reason)
+        return (
+            f"queued for {email.recipient}. It is sent in the background; "
+            "its state shows under Delivery e-mails."
+        )
+    if action == "cancel":
         fulfilment.order_cancel(order_id=order_id, actor=actor, reason=reason)
     else:
         fulfilment.order_retry(order_id=order_id, actor=actor, note=reason)
+    return "done."
 
 
 @require_POST

@@ -4,6 +4,7 @@ from orders.models.audit import AuditChainHead, AuditEvent
 from orders.models.catalog import PriceChange, Product, Vendor
 from orders.models.clients import ApiCredential, Client, Wallet, WalletEntry
 from orders.models.inventory import ImportBatch, Voucher
+from orders.models.notifications import DeliveryEmail
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
 from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -12,6 +13,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Client",
+    "DeliveryEmail",
     "ImportBatch",
     "Order",
     "OrderItem",

@@ -11,7 +11,8 @@ at it again if that worker dies. Two sweeps make that safe:
 
 Re-running is always safe: every fulfilment step locks the order row and
 re-checks its state (see fulfilment). `maintenance_sweep` runs both, the
-voucher expiry and the lost-webhook sweep; `run_worker` calls it periodically.
+voucher expiry and the lost-webhook and lost-e-mail sweeps; `run_worker`
+calls it periodically.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from orders.models import Order
 from orders.services.actors import Actor
 from orders.services.expiry import vouchers_expire
 from orders.services.fulfilment import enqueue_fulfilment
+from orders.services.notifications import delivery_emails_resume
 from orders.services.webhooks import webhook_deliveries_resume
 
 logger = logging.getLogger(__name__)
@@ -142,4 +144,5 @@ def maintenance_sweep() -> dict[str, int]:
         "orders_recovered": orders_recover(),
         "vouchers_expired": vouchers_expire(actor=SWEEPER),
         "webhooks_resumed": webhook_deliveries_resume(),
+        "emails_resumed": delivery_emails_resume(),
     }

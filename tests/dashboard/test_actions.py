@@ -7,7 +7,8 @@ from django.core import mail
 from django.urls import reverse
 
 from orders.enums import OrderStatus, SubStatus
-from orders.models import AuditEvent, Order, StatusChange
+from orders.models import AuditEvent, DeliveryEmail, Order, StatusChange
+from orders.tasks import delivery_email_send
 from tests.dashboard.conftest import CARD_NUMBER, PIN
 
 pytestmark = pytest.mark.django_db
@@ -70,10 +71,16 @@ def test_retry_a_pending_reprocess_order(
     assert AuditEvent.objects.filter(action="order.retry", order=placed_order).count() == 1
 
 
-def test_resend_sends_a_summary_without_the_code_and_is_audited(support_client, delivered_order):
+def test_resend_queues_a_summary_without_the_code_and_is_audited(
+    support_client, delivered_order, django_capture_on_commit_callbacks
+):
     order, _ = delivered_order
-    response = post(support_client, "order_resend", order, reason="customer lost the mail")
+    with django_capture_on_commit_callbacks() as after_commit:
+        response = post(support_client, "order_resend", order, reason="customer lost the mail")
     assert response.status_code == 302
+    assert mail.outbox == [] and len(after_commit) == 1  # queued: the request never sends
+    queued = DeliveryEmail.objects.get(order=order)
+    delivery_email_send.call(queued.pk)  # what the worker runs once the request committed
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["grace@example.com"]
@@ -81,6 +88,17 @@ def test_resend_sends_a_summary_without_the_code_and_is_audited(support_client, 
     assert CARD_NUMBER not in message.body and PIN not in message.body
     event = AuditEvent.objects.get(action="order.delivery_email_resend")
     assert event.reason == "customer lost the mail" and event.order_id == order.pk
+    page = support_client.get(response["Location"]).content.decode()
+    assert "Resend delivery e-mail: queued for grace@example.com" in page
+    assert 'data-status="SENT"' in page
+
+
+def test_a_second_resend_while_one_is_queued_is_refused(support_client, delivered_order):
+    order, _ = delivered_order
+    post(support_client, "order_resend", order, htmx=True)
+    response = post(support_client, "order_resend", order, htmx=True)
+    assert "already queued" in response.content.decode()
+    assert AuditEvent.objects.filter(action="order.delivery_email_resend").count() == 1
 
 
 def test_resend_refused_for_an_undelivered_order(support_client, placed_order):

@@ -33,6 +33,8 @@ _BADGES: dict[str, tuple[str, str]] = {
     "NOT_REFUNDED": ("!", "warn"),
     "REFUNDED": ("↺", "ok"),
     "NONE": ("–", "muted"),
+    "QUEUED": ("◔", "info"),
+    "SENT": ("✓", "ok"),
 }
 
 

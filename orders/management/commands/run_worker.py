@@ -1,7 +1,7 @@
 """The worker: django-tasks-db's db_worker plus the periodic sweeps, in one process.
 
 A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
-recovery, voucher expiry, lost webhook deliveries) at start and then every
+recovery, voucher expiry, lost webhook deliveries and e-mails) at start and then every
 WORKER_SWEEP_SECONDS, while the main thread runs the db_worker loop with its
 signal handling (SIGTERM/SIGINT finish the current task, then stop). Run as
 many as you like, on as many machines: tasks are claimed with SKIP LOCKED and
