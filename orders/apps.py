@@ -6,4 +6,9 @@ class OrdersConfig(AppConfig):
     verbose_name = "Starship Orders"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from orders import checks  # noqa: F401  (registers system checks)
+        from orders.db_roles import grant_after_migrate
+
+        post_migrate.connect(grant_after_migrate, sender=self)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -16,5 +16,19 @@ def voucher_keys_configured(app_configs: Any, **kwargs: Any) -> list[Warning]:
             "generated on disk would encrypt vouchers.",
             hint="Set both from your secret store (see README, Configuration).",
             id="orders.W001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def audit_key_configured(app_configs: Any, **kwargs: Any) -> list[Error]:
+    if settings.AUDIT_KEY or settings.DEBUG:
+        return []
+    return [
+        Error(
+            "AUDIT_KEY is not set; the audit chains would be keyed with a development key "
+            "generated on disk beside the code.",
+            hint="Set AUDIT_KEY=kid:<base64 32 bytes> from your secret store (docs/deploy.md).",
+            id="orders.E001",
         )
     ]

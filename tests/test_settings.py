@@ -22,7 +22,7 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_"))
+        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "AUDIT_"))
         and key not in {"DATABASE_URL", "SQLITE_PATH"}
     }
     env.update(
@@ -33,6 +33,9 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
         SECURE_SSL_REDIRECT="1",
         VOUCHER_KEYS=f"k1:{_key()}",
         VOUCHER_FINGERPRINT_KEY=_key(),
+        AUDIT_KEY=f"a1:{_key()}",
+        AUDIT_CHECKPOINT_PATH=str(tmp_path / "audit-checkpoints.jsonl"),
+        AUDIT_DEV_KEY_FILE=str(tmp_path / "audit_key"),
         # Never touch the working tree's database or development keyring.
         SQLITE_PATH=str(tmp_path / "db.sqlite3"),
         VOUCHER_DEV_KEYS_FILE=str(tmp_path / "voucher_keys.json"),
@@ -69,8 +72,9 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     [
         ({"VOUCHER_KEYS": None, "VOUCHER_FINGERPRINT_KEY": None}, "orders.W001"),
         ({"DJANGO_SECRET_KEY": "short", "SECURE_HSTS_SECONDS": "0"}, "security.W009"),
+        ({"AUDIT_KEY": None}, "orders.E001"),
     ],
-    ids=["no-voucher-keys", "weak-secret-key"],
+    ids=["no-voucher-keys", "weak-secret-key", "no-audit-key"],
 )
 def test_check_deploy_fails_on_a_real_settings_gap(tmp_path, overrides, warning):
     result = _check_deploy(_production_env(tmp_path, **overrides))
