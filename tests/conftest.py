@@ -78,6 +78,22 @@ def owner_db() -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
+def django_as_owner(transactional_db: None) -> Iterator[None]:
+    """Django's own connection as the owner, e.g. to run migrations in a test."""
+    if not APP_ROLE:
+        yield
+        return
+    db = connections["default"].settings_dict
+    connections["default"].close()
+    db.update(_OWNER)
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        db.update(USER=APP_ROLE, PASSWORD="")
+
+
+@pytest.fixture
 def as_app_role(db: None) -> Iterator[str]:
     """Django's connection runs as the application's role, with migrate's grants."""
     if APP_ROLE:
