@@ -56,4 +56,4 @@ bench: setup
 	@$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles
+	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles audit-checkpoints.jsonl

@@ -48,6 +48,10 @@ def setup_django(url: str, *, settings_module: str = "starship.settings") -> Non
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 40)
+    # The bench database's audit checkpoints stay apart from the development ones.
+    os.environ.setdefault(
+        "AUDIT_CHECKPOINT_PATH", str(ROOT / "bench" / "results" / "audit-checkpoints.jsonl")
+    )
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
 

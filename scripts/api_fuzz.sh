@@ -37,6 +37,8 @@ export DJANGO_DEBUG=0
 export SECURE_SSL_REDIRECT=0 SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0
 export DJANGO_SECRET_KEY="fuzz-$(date +%s)-$RANDOM$RANDOM-not-for-production-use-only"
 export VOUCHER_KEYS="fuzz:$key" VOUCHER_FINGERPRINT_KEY="$fp"
+export AUDIT_KEY="fuzz:$("$py" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
+  AUDIT_CHECKPOINT_PATH="$work/audit-checkpoints.jsonl"
 # Fuzzing sends hundreds of requests a minute: lift the limits so 429s do
 # not drown the run (429 is still declared on every operation).
 export API_RATE_LIMIT_PER_MINUTE=1000000 API_RATE_LIMIT_PER_10_SECONDS=1000000

@@ -100,6 +100,10 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The role the application connects as when it is not the tables' owner (see
+# docs/deploy.md): `migrate`, run as the owner, grants it DML on every table but
+# only SELECT and INSERT on the audit trail. Empty: no grants.
+DATABASE_APP_ROLE = env("DATABASE_APP_ROLE", default="")
 
 # --- Cache (rate limits, sessions) ------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
@@ -257,6 +261,16 @@ FULFILMENT_RETRY_BASE_SECONDS = env_int("FULFILMENT_RETRY_BASE_SECONDS", default
 # means 1 EUR costs 1.08 USD. The inverse direction is derived.
 EXCHANGE_RATES = env("EXCHANGE_RATES", default="EUR/USD=1.08,GBP/USD=1.27,GBP/EUR=1.17")
 AUDIT_CHAINS = env_int("AUDIT_CHAINS", default=16)
+# AUDIT_KEY: "kid:base64key,kid:base64key" (HMAC keys of the audit chains, never
+# in the database); the first seals new events, all verify. Without it, a
+# development key is generated into AUDIT_DEV_KEY_FILE (git-ignored).
+AUDIT_KEY = env("AUDIT_KEY", default="")
+AUDIT_DEV_KEY_FILE = env("AUDIT_DEV_KEY_FILE", default=str(BASE_DIR / ".audit_key"))
+# Every committed audit event appends (database, chain, seq, hash) here and to the
+# "orders.audit.checkpoint" log; check_audit_chain compares the database with it.
+AUDIT_CHECKPOINT_PATH = env(
+    "AUDIT_CHECKPOINT_PATH", default=str(BASE_DIR / "audit-checkpoints.jsonl")
+)
 REVEAL_RATE_PER_HOUR = env_int("REVEAL_RATE_PER_HOUR", default=30)
 # Dashboard: seconds a revealed voucher stays visible before it masks itself again.
 REVEAL_REMASK_SECONDS = env_int("REVEAL_REMASK_SECONDS", default=30)

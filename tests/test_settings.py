@@ -23,7 +23,7 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_"))
+        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_", "AUDIT_"))
         and key not in {"DATABASE_URL", "SQLITE_PATH", "STATIC_ROOT"}
     }
     # Only what production must provide: no HTTPS, HSTS or cookie variable at all.
@@ -32,6 +32,9 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         VOUCHER_KEYS=f"k1:{_key()}",
         VOUCHER_FINGERPRINT_KEY=_key(),
+        AUDIT_KEY=f"a1:{_key()}",
+        AUDIT_CHECKPOINT_PATH=str(tmp_path / "audit-checkpoints.jsonl"),
+        AUDIT_DEV_KEY_FILE=str(tmp_path / "audit_key"),
         # Never touch the working tree's database or development keyring.
         SQLITE_PATH=str(tmp_path / "db.sqlite3"),
         VOUCHER_DEV_KEYS_FILE=str(tmp_path / "voucher_keys.json"),
@@ -123,8 +126,9 @@ def test_plain_http_on_loopback_and_a_tls_proxy_are_explicit_opt_outs(tmp_path):
     [
         ({"VOUCHER_KEYS": None, "VOUCHER_FINGERPRINT_KEY": None}, "orders.W001"),
         ({"DJANGO_SECRET_KEY": "short", "SECURE_HSTS_SECONDS": "0"}, "security.W009"),
+        ({"AUDIT_KEY": None}, "orders.E001"),
     ],
-    ids=["no-voucher-keys", "weak-secret-key"],
+    ids=["no-voucher-keys", "weak-secret-key", "no-audit-key"],
 )
 def test_check_deploy_fails_on_a_real_settings_gap(tmp_path, overrides, warning):
     result = _check_deploy(_production_env(tmp_path, **overrides))

@@ -2,8 +2,11 @@
 
 Events are spread over `AUDIT_CHAINS` hash chains (by order, voucher or
 actor) so concurrent requests lock only their own chain head. Each event
-stores the hash of the previous event in its chain; `check_audit_chain`
-recomputes every chain. On PostgreSQL a trigger rejects UPDATE and DELETE.
+stores the HMAC of its content and of the previous event's HMAC, under the
+key named by `key_id` (AUDIT_KEY, never in the database); every committed
+event is also checkpointed outside the database. `check_audit_chain`
+recomputes every chain and compares it with the checkpoints. On PostgreSQL
+triggers reject UPDATE, DELETE and TRUNCATE.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class AuditEvent(models.Model):
     seq = models.PositiveBigIntegerField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16, default="")
     action = models.CharField(max_length=64, db_index=True)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -26,7 +26,7 @@ from orders.models import ApiCredential, Client, Order, Product, Voucher, Wallet
 from orders.services.actors import Actor
 from orders.services.clients import client_create, credential_issue
 from orders.services.placing import Customer, order_create
-from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEY_1
+from tests.conftest import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
 from tests.factories import ProductFactory, VoucherFactory
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -149,6 +149,8 @@ def worker_env(**overrides: str) -> dict[str, str]:
             "DATABASE_URL": url,
             "VOUCHER_KEYS": f"k1:{TEST_KEY_1}",
             "VOUCHER_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
+            "AUDIT_KEY": TEST_AUDIT_KEY,
+            "AUDIT_CHECKPOINT_PATH": str(settings.AUDIT_CHECKPOINT_PATH),
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             "TASK_LEASE_SECONDS": "2",
             "WORKER_SWEEP_SECONDS": "1",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import threading
 from io import StringIO
 
+import psycopg
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from orders.crypto import reset_keyring
 from orders.models import AuditChainHead, AuditEvent
 from orders.services.actors import Actor
-from orders.services.audit import audit_chain_problems, audit_record
+from orders.services.audit import audit_chain_problems, audit_record, database_identity
+from tests.conftest import TEST_AUDIT_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -52,15 +59,19 @@ def test_check_audit_chain_passes_on_an_intact_trail(system_actor):
     assert f"audit chain OK: 5 events in {chains} chains" in out.getvalue()
 
 
-def test_check_audit_chain_catches_a_removed_event_on_any_database(system_actor):
+@pytest.mark.django_db(transaction=True)
+def test_check_audit_chain_catches_a_removed_event_on_any_database(system_actor, request):
     events = _record_some(system_actor)
-    # SQLite has no trigger; on PostgreSQL it must be disabled to delete.
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE orders_auditevent DISABLE TRIGGER {TRIGGER}")
-        cursor.execute("DELETE FROM orders_auditevent WHERE id = %s", [events[2].pk])
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE orders_auditevent ENABLE TRIGGER {TRIGGER}")
+    # SQLite has no trigger; on PostgreSQL only the owner can disable it to delete.
+    if connection.vendor == "postgresql":
+        owner = request.getfixturevalue("owner_db")
+        with owner.transaction():
+            owner.execute(f"ALTER TABLE orders_auditevent DISABLE TRIGGER {TRIGGER}")
+            owner.execute("DELETE FROM orders_auditevent WHERE id = %s", [events[2].pk])
+            owner.execute(f"ALTER TABLE orders_auditevent ENABLE TRIGGER {TRIGGER}")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM orders_auditevent WHERE id = %s", [events[2].pk])
 
     out = StringIO()
     with pytest.raises(CommandError, match="audit chain broken"):
@@ -69,15 +80,14 @@ def test_check_audit_chain_catches_a_removed_event_on_any_database(system_actor)
 
 
 @pytest.mark.postgres
-def test_update_of_an_audit_event_is_refused_by_postgresql(system_actor):
+@pytest.mark.django_db(transaction=True)
+def test_update_of_an_audit_event_is_refused_by_postgresql_even_to_the_owner(
+    system_actor, owner_db
+):
     (event, *_) = _record_some(system_actor, count=1)
 
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute(
+    with pytest.raises(psycopg.Error, match="append-only"):
+        owner_db.execute(
             "UPDATE orders_auditevent SET reason = %s WHERE id = %s", ["edited", event.pk]
         )
 
@@ -86,15 +96,14 @@ def test_update_of_an_audit_event_is_refused_by_postgresql(system_actor):
 
 
 @pytest.mark.postgres
-def test_delete_of_an_audit_event_is_refused_by_postgresql(system_actor):
+@pytest.mark.django_db(transaction=True)
+def test_delete_of_an_audit_event_is_refused_by_postgresql_even_to_the_owner(
+    system_actor, owner_db
+):
     (event, *_) = _record_some(system_actor, count=1)
 
-    with (
-        pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("DELETE FROM orders_auditevent WHERE id = %s", [event.pk])
+    with pytest.raises(psycopg.Error, match="append-only"):
+        owner_db.execute("DELETE FROM orders_auditevent WHERE id = %s", [event.pk])
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(pk=event.pk).delete()
 
@@ -102,19 +111,30 @@ def test_delete_of_an_audit_event_is_refused_by_postgresql(system_actor):
 
 
 @pytest.mark.postgres
-def test_check_audit_chain_catches_an_event_changed_behind_the_trigger(system_actor):
+@pytest.mark.django_db(transaction=True)
+def test_truncate_of_the_audit_trail_is_refused_by_postgresql_even_to_the_owner(
+    system_actor, owner_db
+):
+    _record_some(system_actor, count=2)
+
+    with pytest.raises(psycopg.Error, match="append-only: TRUNCATE is not allowed"):
+        owner_db.execute("TRUNCATE orders_auditevent")
+
+    assert AuditEvent.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_check_audit_chain_catches_an_event_changed_behind_the_trigger(system_actor, owner_db):
     events = _record_some(system_actor)
     target = events[3]
-    # Inside this test's transaction: the DDL is rolled back with it.
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE orders_auditevent DISABLE TRIGGER {TRIGGER}")
-        try:
-            cursor.execute(
-                "UPDATE orders_auditevent SET reason = %s WHERE id = %s",
-                ["nothing to see here", target.pk],
-            )
-        finally:
-            cursor.execute(f"ALTER TABLE orders_auditevent ENABLE TRIGGER {TRIGGER}")
+    with owner_db.transaction():
+        owner_db.execute(f"ALTER TABLE orders_auditevent DISABLE TRIGGER {TRIGGER}")
+        owner_db.execute(
+            "UPDATE orders_auditevent SET reason = %s WHERE id = %s",
+            ["nothing to see here", target.pk],
+        )
+        owner_db.execute(f"ALTER TABLE orders_auditevent ENABLE TRIGGER {TRIGGER}")
 
     problems = list(audit_chain_problems())
     assert [(p.event_id, p.problem) for p in problems] == [
@@ -159,3 +179,116 @@ def test_concurrent_records_keep_every_chain_valid():
         chain = AuditEvent.objects.filter(chain=head.chain).order_by("seq")
         seqs = list(chain.values_list("seq", flat=True))
         assert seqs == list(range(1, head.seq + 1))
+
+
+# --- The key: HMAC under AUDIT_KEY, with rotation ---------------------------------
+
+
+def test_each_event_is_sealed_with_an_hmac_under_the_active_audit_key(system_actor, settings):
+    event = audit_record(action="order.create", actor=system_actor, order_id=9, reason="r")
+
+    assert event.key_id == "t1"
+    settings.AUDIT_KEY = f"t1:{base64.urlsafe_b64encode(b'x' * 32).decode()}"  # same id, other key
+    reset_keyring()
+    assert [(p.event_id, p.problem) for p in audit_chain_problems()] == [
+        (event.pk, "content changed after it was written")
+    ]
+
+
+def test_after_a_rotation_new_events_use_the_new_key_and_old_ones_still_verify(
+    system_actor, settings
+):
+    old = audit_record(action="order.create", actor=system_actor, order_id=11)
+    settings.AUDIT_KEY = f"t2:{base64.urlsafe_b64encode(b'b' * 32).decode()},{TEST_AUDIT_KEY}"
+    reset_keyring()
+
+    new = audit_record(action="order.cancel", actor=system_actor, order_id=11)
+
+    assert (old.key_id, new.key_id) == ("t1", "t2")
+    assert new.prev_hash == old.hash
+    assert list(audit_chain_problems()) == []
+    settings.AUDIT_KEY = f"t2:{base64.urlsafe_b64encode(b'b' * 32).decode()}"  # t1 dropped
+    reset_keyring()
+    assert [p.problem for p in audit_chain_problems()] == [
+        "sealed with key 't1', which is not in AUDIT_KEY"
+    ]
+
+
+def test_without_audit_key_a_development_key_is_generated_once_outside_git(
+    system_actor, settings, tmp_path
+):
+    settings.AUDIT_KEY = ""
+    settings.AUDIT_DEV_KEY_FILE = str(tmp_path / "audit_key")
+    reset_keyring()
+
+    event = audit_record(action="order.create", actor=system_actor, order_id=1)
+    reset_keyring()
+
+    key_file = tmp_path / "audit_key"
+    assert event.key_id == "dev1"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.read_text().startswith("dev1:")
+    assert list(audit_chain_problems()) == []  # the same file, read again
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("t1:c2hvcnQ=", "shorter than 32 bytes"), ("nokey", "kid:base64key")],
+)
+def test_a_bad_audit_key_is_refused_clearly(settings, system_actor, spec, message):
+    settings.AUDIT_KEY = spec
+    reset_keyring()
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        audit_record(action="order.create", actor=system_actor)
+
+
+# --- Checkpoints outside the database ------------------------------------------------
+
+
+def test_a_committed_event_is_checkpointed_to_the_file_and_the_log(
+    system_actor, _audit_checkpoints, caplog, django_capture_on_commit_callbacks
+):
+    with (
+        caplog.at_level(logging.INFO, logger="orders.audit.checkpoint"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        event = audit_record(action="order.create", actor=system_actor, order_id=5)
+
+    (line,) = _audit_checkpoints.read_text().splitlines()
+    checkpoint = json.loads(line)
+    assert checkpoint == {
+        "db": database_identity(),
+        "chain": event.chain,
+        "seq": event.seq,
+        "hash": event.hash,
+        "at": event.created_at.isoformat(),
+    }
+    assert [r.getMessage() for r in caplog.records if r.name == "orders.audit.checkpoint"] == [line]
+
+
+def test_an_event_rolled_back_with_its_transaction_is_never_checkpointed(
+    system_actor, _audit_checkpoints, django_capture_on_commit_callbacks
+):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        audit_record(action="order.create", actor=system_actor, order_id=5)
+        raise RuntimeError("the request failed")
+
+    assert callbacks == []
+    assert not _audit_checkpoints.exists()
+
+
+def test_two_databases_on_one_host_never_share_checkpoints():
+    db = connection.settings_dict
+    name = db["NAME"]
+    try:
+        db["NAME"] = "another"
+        other = database_identity()
+    finally:
+        db["NAME"] = name
+    assert other != database_identity()
+    assert database_identity().startswith(connection.vendor)
