@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +22,16 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db import connections
-from django.db.models import DateTimeField, DecimalField, F, Field, Func, QuerySet, TextField
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    DecimalField,
+    F,
+    Field,
+    Func,
+    QuerySet,
+    TextField,
+)
 from django.http import Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -503,6 +513,12 @@ def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
 # Client per row cost many times what the database spends on the query. The
 # cells are written in batches, so the response yields a few hundred kilobytes
 # at a time instead of one line per row.
+#
+# Formula injection (OWASP "CSV Injection"): a text cell starting with = + - @,
+# a tab or a carriage return is run by a spreadsheet as a formula, so it gets a
+# leading ' and opens as text. A plain number ("-10.00") is left alone, and so
+# are money, integer and timestamp columns, so finance's sums still work. On
+# PostgreSQL the database does this in the same SELECT; elsewhere Python does.
 
 EXPORT_CHUNK_SIZE = 2000  # rows per server-side cursor fetch and per yielded batch
 
@@ -527,6 +543,39 @@ def _csv_response(filename: str, header: list[str], rows: Iterable[Sequence[Any]
     response["Cache-Control"] = "no-store"
     # permission_for is typed for HttpResponse; Django serves both kinds alike.
     return cast(HttpResponse, response)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def csv_safe(value: str) -> str:
+    """A text cell a spreadsheet shows as text, never runs as a formula."""
+    if value[:1] in FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class _PgCsvText(Func):
+    """csv_safe() in SQL for a plain column: one ascii() test per cell, the regex
+    only for the rare cell that starts like a formula."""
+
+    template = (
+        "CASE WHEN ascii(%(expressions)s) NOT IN (61, 43, 45, 64, 9, 13) THEN %(expressions)s"
+        " WHEN %(expressions)s ~ '^[+-]?[0-9]+([.][0-9]+)?$' THEN %(expressions)s"
+        " ELSE '''' || %(expressions)s END"
+    )
+    output_field = TextField()
+
+
+class _PgCsvTextOnce(Func):
+    """csv_safe() in SQL naming its argument once, for an annotation (a subquery),
+    which the CASE above would run up to four times per row."""
+
+    template = (
+        r"regexp_replace(%(expressions)s, '^(?=[-=+@\t\r])(?![+-]?[0-9]+([.][0-9]+)?$)', '''')"
+    )
+    output_field = TextField()
 
 
 class _PgMoneyText(Func):
@@ -560,36 +609,50 @@ def _column_field(qs: QuerySet[Any], name: str) -> Field[Any, Any]:
     return cast(Field[Any, Any], model._meta.get_field(last))
 
 
+def _is_free_text(field: Field[Any, Any]) -> bool:
+    # Choice columns (status, kind, decision) only ever hold our own enum values.
+    return isinstance(field, (CharField, TextField)) and not field.choices
+
+
 def _export_rows(qs: QuerySet[Any], fields: list[str]) -> Iterator[Sequence[Any]]:
     """The cells of `fields` for every row of `qs`, streamed by a server-side cursor:
-    money as str(Decimal), timestamps as isoformat(), NULL as None (an empty cell).
+    money as str(Decimal), timestamps as isoformat(), NULL as None (an empty cell),
+    free text through csv_safe().
 
-    On PostgreSQL the database renders money and timestamps as that same text,
-    so the rows go from the cursor to the csv writer with no Python step per row;
-    elsewhere (SQLite) Python formats the timestamps.
+    On PostgreSQL the database renders money, timestamps and safe text as that same
+    text, so the rows go from the cursor to the csv writer with no Python step per
+    row; elsewhere (SQLite) Python formats the timestamps and the text.
     """
     kinds = {name: _column_field(qs, name) for name in fields}
     timestamps = {name for name, field in kinds.items() if isinstance(field, DateTimeField)}
+    texts = {name for name, field in kinds.items() if _is_free_text(field)}
     if connections[qs.db].vendor == "postgresql":
-        columns: list[Any] = [
-            _PgIsoText(F(name))
-            if name in timestamps
-            else _PgMoneyText(F(name))
-            if isinstance(kinds[name], DecimalField)
-            else name
-            for name in fields
-        ]
+        columns: list[Any] = []
+        for name in fields:
+            if name in timestamps:
+                columns.append(_PgIsoText(F(name)))
+            elif isinstance(kinds[name], DecimalField):
+                columns.append(_PgMoneyText(F(name)))
+            elif name in texts:
+                once = name in qs.query.annotations
+                columns.append(_PgCsvTextOnce(F(name)) if once else _PgCsvText(F(name)))
+            else:
+                columns.append(name)
         return qs.values_list(*columns).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    positions = [i for i, name in enumerate(fields) if name in timestamps]
+    stamp_at = [i for i, name in enumerate(fields) if name in timestamps]
+    text_at = [i for i, name in enumerate(fields) if name in texts]
     rows = qs.values_list(*fields).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    return (_with_isoformat(row, positions) for row in rows)
+    return (_python_cells(row, stamp_at, text_at) for row in rows)
 
 
-def _with_isoformat(row: tuple[Any, ...], positions: list[int]) -> list[Any]:
+def _python_cells(row: tuple[Any, ...], stamp_at: list[int], text_at: list[int]) -> list[Any]:
     cells = list(row)
-    for i in positions:
+    for i in stamp_at:
         if cells[i] is not None:
             cells[i] = cells[i].isoformat()
+    for i in text_at:
+        if cells[i]:
+            cells[i] = csv_safe(cells[i])
     return cells
 
 

