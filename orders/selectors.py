@@ -971,3 +971,37 @@ def reconciliation(*, days: int = 30, now: datetime | None = None) -> list[Recon
 
 def wallet_count() -> int:
     return Wallet.objects.count()
+
+
+# --- Wallet credit requests (maker-checker on money in) ---------------------------
+
+from orders.models import WalletCreditRequest as _WalletCreditRequest  # noqa: E402
+
+CREDIT_QUEUE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class CreditQueue:
+    requests: list[_WalletCreditRequest]
+    total: int
+
+
+def credit_request_queue(
+    *, wallet_id: int | None = None, limit: int = CREDIT_QUEUE_LIMIT
+) -> CreditQueue:
+    """Pending top-ups and adjustments waiting for a second approver, oldest first,
+    with their wallet, client and maker; `total` counts every pending one."""
+    qs = _WalletCreditRequest.objects.filter(status=_WalletCreditRequest.Status.PENDING)
+    if wallet_id is not None:
+        qs = qs.filter(wallet_id=wallet_id)
+    rows = list(
+        qs.select_related("wallet__client", "requested_by").order_by("requested_at", "id")[:limit]
+    )
+    return CreditQueue(requests=rows, total=len(rows) if len(rows) < limit else qs.count())
+
+
+def credit_request_get(*, request_id: int) -> _WalletCreditRequest:
+    request = _WalletCreditRequest.objects.filter(pk=request_id).first()
+    if request is None:
+        raise NotFound("No such credit request.")
+    return request

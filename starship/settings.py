@@ -255,6 +255,10 @@ AUTO_REFUND_LIMIT = env_decimal("AUTO_REFUND_LIMIT", default=Decimal("100.00"))
 REFUND_SECOND_APPROVAL_LIMIT = env_decimal(
     "REFUND_SECOND_APPROVAL_LIMIT", default=Decimal("500.00")
 )
+# Staff top-ups and adjustments above this (absolute) amount wait for a second user.
+WALLET_CREDIT_SECOND_APPROVAL_LIMIT = env_decimal(
+    "WALLET_CREDIT_SECOND_APPROVAL_LIMIT", default=Decimal("1000.00")
+)
 FULFILMENT_RETRY_WINDOW_SECONDS = env_int("FULFILMENT_RETRY_WINDOW_SECONDS", default=3600)
 FULFILMENT_RETRY_BASE_SECONDS = env_int("FULFILMENT_RETRY_BASE_SECONDS", default=5)
 # Rates for paying from a wallet in another currency: "EUR/USD=1.08,GBP/USD=1.27"

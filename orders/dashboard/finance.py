@@ -1,5 +1,6 @@
 """Finance pages: the refund queue with maker-checker decisions, wallets and their
-ledgers, and streamed CSV exports.
+ledgers, the queue of large top-ups and adjustments waiting for a second approver,
+and streamed CSV exports.
 
 Same shape as `views.py`: read input into a form, call one service or
 selector, render the page or, for htmx, the partial it swaps.
@@ -9,30 +10,47 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from itertools import batched
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db import connections
-from django.db.models import DateTimeField, DecimalField, F, Field, Func, QuerySet, TextField
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    DecimalField,
+    F,
+    Field,
+    Func,
+    QuerySet,
+    TextField,
+)
 from django.http import Http404, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from orders import selectors
-from orders.dashboard.forms import OrderFilterForm, _start_of
-from orders.dashboard.permissions import permission_for
+from orders.dashboard.forms import MoneyField, OrderFilterForm, _start_of
+from orders.dashboard.permissions import PERMISSIONS, permission_for
 from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
 from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, NotFound, ValidationFailed
-from orders.models import Client, RefundReview
+from orders.models import Client, RefundReview, WalletCreditRequest
 from orders.services.finance import refund_decide_many
-from orders.services.wallets import ledger_mismatches, wallet_adjust, wallet_top_up
+from orders.services.wallets import (
+    CREDIT_DECISIONS,
+    ledger_mismatches,
+    wallet_credit_decide,
+    wallet_credit_request,
+)
 
 PAGE_SIZE = 25
 
@@ -57,12 +75,8 @@ class RefundQueueFilterForm(forms.Form):
     sub_status = forms.ChoiceField(
         label="Reason (sub-status)", required=False, choices=[("", "Any"), *SubStatus.choices]
     )
-    amount_min = forms.DecimalField(
-        label="Refund from", required=False, min_value=Decimal("0"), decimal_places=2
-    )
-    amount_max = forms.DecimalField(
-        label="Refund up to", required=False, min_value=Decimal("0"), decimal_places=2
-    )
+    amount_min = MoneyField(label="Refund from", required=False, min_value=Decimal("0"))
+    amount_max = MoneyField(label="Refund up to", required=False, min_value=Decimal("0"))
     include_stopped = forms.BooleanField(label="Show held and rejected", required=False)
     cursor = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 
@@ -141,11 +155,41 @@ class LedgerFilterForm(forms.Form):
         )
 
 
-class WalletMoneyForm(forms.Form):
-    """A top-up (positive) or, for an admin, a signed adjustment; a reason is required."""
+class TopUpForm(forms.Form):
+    """A top-up: a positive amount and a reason."""
 
-    amount = forms.DecimalField(label="Amount", max_digits=14, decimal_places=2)
+    amount = MoneyField(label="Top-up amount", min_value=Decimal("0.01"))
     reason = forms.CharField(label="Reason", max_length=500, strip=True)
+
+
+class AdjustmentForm(forms.Form):
+    """An admin's signed correction of a balance, with a reason."""
+
+    amount = MoneyField(label="Adjustment (signed)")
+    reason = forms.CharField(label="Reason", max_length=500, strip=True)
+
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("The amount must not be zero.")
+        return amount
+
+
+class CreditDecisionForm(forms.Form):
+    """Approve or reject one pending credit request; a reject needs a note."""
+
+    decision = forms.ChoiceField(choices=[(d, d.capitalize()) for d in CREDIT_DECISIONS])
+    note = forms.CharField(label="Note", required=False, max_length=500, strip=True)
+    return_to = forms.ChoiceField(
+        required=False, choices=[("queue", "queue"), ("wallet", "wallet")]
+    )
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("decision") == "REJECT" and not data.get("note"):
+            self.add_error("note", "A reject needs a note saying why.")
+        return data
 
 
 # --- Refund queue -----------------------------------------------------------------
@@ -227,7 +271,44 @@ def wallet_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "dashboard/finance/wallets.html", {"wallets": selectors.wallet_list()})
 
 
-def _wallet_context(request: HtmxHttpRequest, wallet_id: int) -> tuple[dict[str, Any], int]:
+@dataclass(frozen=True)
+class CreditRow:
+    """A pending credit request and what the viewing user may do with it."""
+
+    credit: WalletCreditRequest
+    own: bool
+    needs_admin: bool
+
+    @property
+    def may_approve(self) -> bool:
+        return not self.own and not self.needs_admin
+
+    @property
+    def may_reject(self) -> bool:
+        return self.own or not self.needs_admin
+
+
+def _credit_rows(user: Any, requests: list[WalletCreditRequest]) -> list[CreditRow]:
+    """Approving needs a different user and, for an adjustment, the permission to
+    make one (an admin's); the maker may withdraw (reject) their own."""
+    may_adjust = user.has_perm(PERMISSIONS["wallet_adjust"])
+    return [
+        CreditRow(
+            credit=credit,
+            own=credit.requested_by_id == user.pk,
+            needs_admin=credit.kind == WalletCreditRequest.Kind.ADJUSTMENT and not may_adjust,
+        )
+        for credit in requests
+    ]
+
+
+def _wallet_context(
+    request: HtmxHttpRequest,
+    wallet_id: int,
+    *,
+    top_up_form: TopUpForm | None = None,
+    adjust_form: AdjustmentForm | None = None,
+) -> tuple[dict[str, Any], int]:
     try:
         wallet = selectors.wallet_get(wallet_id=wallet_id)
     except NotFound:
@@ -244,11 +325,16 @@ def _wallet_context(request: HtmxHttpRequest, wallet_id: int) -> tuple[dict[str,
             )
         except ValidationFailed as error:
             form.add_error(None, error.message)
+    credits = selectors.credit_request_queue(wallet_id=wallet.pk)
     context = {
         "wallet": wallet,
         "form": form,
         "page": page,
-        "money_form": WalletMoneyForm(),
+        "top_up_form": top_up_form or TopUpForm(),
+        "adjust_form": adjust_form or AdjustmentForm(),
+        "credits": _credit_rows(request.user, credits.requests),
+        "credit_total": credits.total,
+        "credit_limit": settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT,
         "filter_query": _without(request.GET, "cursor"),
     }
     return context, 200 if page is not None else 400
@@ -263,38 +349,42 @@ def wallet_detail(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
 
 
 def _wallet_money(request: HtmxHttpRequest, wallet_id: int, *, adjust: bool) -> HttpResponse:
-    form = WalletMoneyForm(request.POST)
-    label = "Adjustment" if adjust else "Top-up"
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, f"{label}: {error}")
-    else:
-        amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+    """A top-up or adjustment: moved at once, or a request waiting for a second
+    approver; a bad amount re-renders the form with its error (400)."""
+    form: TopUpForm | AdjustmentForm = (
+        AdjustmentForm(request.POST) if adjust else TopUpForm(request.POST)
+    )
+    kind = WalletCreditRequest.Kind.ADJUSTMENT if adjust else WalletCreditRequest.Kind.TOP_UP
+    if form.is_valid():
         try:
-            if adjust:
-                entry = wallet_adjust(
-                    wallet_id=wallet_id, amount=amount, actor=_actor(request), reason=reason
-                )
-            else:
-                entry = wallet_top_up(
-                    wallet_id=wallet_id, amount=amount, actor=_actor(request), note=reason
-                )
+            outcome = wallet_credit_request(
+                wallet_id=wallet_id,
+                kind=kind,
+                amount=form.cleaned_data["amount"],
+                actor=_actor(request),
+                reason=form.cleaned_data["reason"],
+            )
         except NotFound:
             raise Http404("No such wallet.") from None
         except DomainError as refusal:
-            messages.error(request, f"{label}: {refusal.message}")
+            field = getattr(refusal, "field", None)
+            form.add_error(field if field in form.fields else None, refusal.message)
         else:
-            messages.success(
-                request,
-                f"{label}: {entry.amount} {entry.wallet.currency}, "
-                f"balance now {entry.balance_after}.",
-            )
-    if not request.htmx:
-        return redirect("dashboard:wallet_detail", wallet_id=wallet_id)
-    context, _status = _wallet_context(request, wallet_id)
-    context["show_messages"] = True
-    return render(request, "dashboard/finance/wallet_detail.html#wallet-body", context)
+            level = messages.INFO if outcome.waiting_for_second_approver else messages.SUCCESS
+            messages.add_message(request, level, outcome.message)
+            if not request.htmx:
+                return redirect("dashboard:wallet_detail", wallet_id=wallet_id)
+            context, _status = _wallet_context(request, wallet_id)
+            context["show_messages"] = True
+            response = render(request, "dashboard/finance/wallet_detail.html#wallet-body", context)
+            response["HX-Trigger"] = "creditsChanged"
+            return response
+    if isinstance(form, AdjustmentForm):
+        context, _status = _wallet_context(request, wallet_id, adjust_form=form)
+    else:
+        context, _status = _wallet_context(request, wallet_id, top_up_form=form)
+    template = _partial(request, "dashboard/finance/wallet_detail.html", "wallet-body")
+    return render(request, template, context, status=400)
 
 
 @require_POST
@@ -307,6 +397,78 @@ def wallet_top_up_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse
 @permission_for("wallet_adjust")
 def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     return _wallet_money(request, wallet_id, adjust=True)
+
+
+# --- Credit queue: large top-ups and adjustments waiting for a second approver ----
+
+
+def _credit_queue_context(request: HtmxHttpRequest) -> dict[str, Any]:
+    queue = selectors.credit_request_queue()
+    return {
+        "credits": _credit_rows(request.user, queue.requests),
+        "credit_total": queue.total,
+        "credit_limit": settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT,
+    }
+
+
+@require_GET
+@permission_for("credit_queue")
+def credit_queue(request: HtmxHttpRequest) -> HttpResponse:
+    template = _partial(request, "dashboard/finance/credits.html", "credit-results")
+    return render(request, template, _credit_queue_context(request))
+
+
+@require_POST
+@permission_for("credit_decide")
+def credit_decide(request: HtmxHttpRequest, request_id: int) -> HttpResponse:
+    """Approve or reject one pending credit and say what happened; back to the page
+    it was decided on (the queue or the wallet)."""
+    try:
+        credit = selectors.credit_request_get(request_id=request_id)
+    except NotFound:
+        raise Http404("No such credit request.") from None
+    form = CreditDecisionForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Credit request {credit.pk}: {error}")
+    else:
+        decision = form.cleaned_data["decision"]
+        (row,) = _credit_rows(request.user, [credit])
+        # The maker's own approval is refused by the service, with its message.
+        if row.needs_admin and not (row.may_approve if decision == "APPROVE" else row.may_reject):
+            messages.error(
+                request, f"Credit request {credit.pk}: only an admin decides on an adjustment."
+            )
+        else:
+            try:
+                outcome = wallet_credit_decide(
+                    request_id=credit.pk,
+                    actor=_actor(request),
+                    decision=decision,
+                    note=form.cleaned_data["note"],
+                )
+            except DomainError as refusal:
+                messages.error(request, f"Credit request {credit.pk}: {refusal.message}")
+            else:
+                messages.success(request, outcome.message)
+    on_wallet = request.POST.get("return_to") == "wallet"
+    if not request.htmx:
+        if on_wallet:
+            return redirect("dashboard:wallet_detail", wallet_id=credit.wallet_id)
+        return redirect("dashboard:credit_queue")
+    if on_wallet:
+        context, _status = _wallet_context(request, credit.wallet_id)
+        template = "dashboard/finance/wallet_detail.html#wallet-body"
+    else:
+        context, template = (
+            _credit_queue_context(request),
+            "dashboard/finance/credits.html#credit-results",
+        )
+    context["show_messages"] = True
+    response = render(request, template, context)
+    response["HX-Trigger"] = "creditsChanged"
+    return response
 
 
 # --- Reconciliation ---------------------------------------------------------------
@@ -351,6 +513,12 @@ def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
 # Client per row cost many times what the database spends on the query. The
 # cells are written in batches, so the response yields a few hundred kilobytes
 # at a time instead of one line per row.
+#
+# Formula injection (OWASP "CSV Injection"): a text cell starting with = + - @,
+# a tab or a carriage return is run by a spreadsheet as a formula, so it gets a
+# leading ' and opens as text. A plain number ("-10.00") is left alone, and so
+# are money, integer and timestamp columns, so finance's sums still work. On
+# PostgreSQL the database does this in the same SELECT; elsewhere Python does.
 
 EXPORT_CHUNK_SIZE = 2000  # rows per server-side cursor fetch and per yielded batch
 
@@ -375,6 +543,39 @@ def _csv_response(filename: str, header: list[str], rows: Iterable[Sequence[Any]
     response["Cache-Control"] = "no-store"
     # permission_for is typed for HttpResponse; Django serves both kinds alike.
     return cast(HttpResponse, response)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def csv_safe(value: str) -> str:
+    """A text cell a spreadsheet shows as text, never runs as a formula."""
+    if value[:1] in FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+class _PgCsvText(Func):
+    """csv_safe() in SQL for a plain column: one ascii() test per cell, the regex
+    only for the rare cell that starts like a formula."""
+
+    template = (
+        "CASE WHEN ascii(%(expressions)s) NOT IN (61, 43, 45, 64, 9, 13) THEN %(expressions)s"
+        " WHEN %(expressions)s ~ '^[+-]?[0-9]+([.][0-9]+)?$' THEN %(expressions)s"
+        " ELSE '''' || %(expressions)s END"
+    )
+    output_field = TextField()
+
+
+class _PgCsvTextOnce(Func):
+    """csv_safe() in SQL naming its argument once, for an annotation (a subquery),
+    which the CASE above would run up to four times per row."""
+
+    template = (
+        r"regexp_replace(%(expressions)s, '^(?=[-=+@\t\r])(?![+-]?[0-9]+([.][0-9]+)?$)', '''')"
+    )
+    output_field = TextField()
 
 
 class _PgMoneyText(Func):
@@ -408,36 +609,50 @@ def _column_field(qs: QuerySet[Any], name: str) -> Field[Any, Any]:
     return cast(Field[Any, Any], model._meta.get_field(last))
 
 
+def _is_free_text(field: Field[Any, Any]) -> bool:
+    # Choice columns (status, kind, decision) only ever hold our own enum values.
+    return isinstance(field, (CharField, TextField)) and not field.choices
+
+
 def _export_rows(qs: QuerySet[Any], fields: list[str]) -> Iterator[Sequence[Any]]:
     """The cells of `fields` for every row of `qs`, streamed by a server-side cursor:
-    money as str(Decimal), timestamps as isoformat(), NULL as None (an empty cell).
+    money as str(Decimal), timestamps as isoformat(), NULL as None (an empty cell),
+    free text through csv_safe().
 
-    On PostgreSQL the database renders money and timestamps as that same text,
-    so the rows go from the cursor to the csv writer with no Python step per row;
-    elsewhere (SQLite) Python formats the timestamps.
+    On PostgreSQL the database renders money, timestamps and safe text as that same
+    text, so the rows go from the cursor to the csv writer with no Python step per
+    row; elsewhere (SQLite) Python formats the timestamps and the text.
     """
     kinds = {name: _column_field(qs, name) for name in fields}
     timestamps = {name for name, field in kinds.items() if isinstance(field, DateTimeField)}
+    texts = {name for name, field in kinds.items() if _is_free_text(field)}
     if connections[qs.db].vendor == "postgresql":
-        columns: list[Any] = [
-            _PgIsoText(F(name))
-            if name in timestamps
-            else _PgMoneyText(F(name))
-            if isinstance(kinds[name], DecimalField)
-            else name
-            for name in fields
-        ]
+        columns: list[Any] = []
+        for name in fields:
+            if name in timestamps:
+                columns.append(_PgIsoText(F(name)))
+            elif isinstance(kinds[name], DecimalField):
+                columns.append(_PgMoneyText(F(name)))
+            elif name in texts:
+                once = name in qs.query.annotations
+                columns.append(_PgCsvTextOnce(F(name)) if once else _PgCsvText(F(name)))
+            else:
+                columns.append(name)
         return qs.values_list(*columns).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    positions = [i for i, name in enumerate(fields) if name in timestamps]
+    stamp_at = [i for i, name in enumerate(fields) if name in timestamps]
+    text_at = [i for i, name in enumerate(fields) if name in texts]
     rows = qs.values_list(*fields).iterator(chunk_size=EXPORT_CHUNK_SIZE)
-    return (_with_isoformat(row, positions) for row in rows)
+    return (_python_cells(row, stamp_at, text_at) for row in rows)
 
 
-def _with_isoformat(row: tuple[Any, ...], positions: list[int]) -> list[Any]:
+def _python_cells(row: tuple[Any, ...], stamp_at: list[int], text_at: list[int]) -> list[Any]:
     cells = list(row)
-    for i in positions:
+    for i in stamp_at:
         if cells[i] is not None:
             cells[i] = cells[i].isoformat()
+    for i in text_at:
+        if cells[i]:
+            cells[i] = csv_safe(cells[i])
     return cells
 
 

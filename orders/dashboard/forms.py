@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -11,14 +12,35 @@ from django.utils import timezone
 
 from orders.dashboard.widgets import QuickSelect
 from orders.enums import DeliveryTime, OrderStatus, SubStatus
+from orders.errors import InvalidAmount
 from orders.models import Client, Product
 from orders.selectors import VENDOR_SUB_STATUSES, AuditFilters, OrderFilters
+from orders.services.wallets import money
 
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
 
 
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _money_in_range(value: Decimal) -> None:
+    try:
+        money(value, field="The amount")
+    except InvalidAmount as error:
+        raise forms.ValidationError(error.message, code="money_range") from None
+
+
+class MoneyField(forms.DecimalField):
+    """Every money input of the dashboard: a finite amount with at most 2 decimals
+    within the range of the amount columns, checked by the wallet service's money(),
+    so "1e400" or "999999999999999" is a form error, never a database overflow."""
+
+    default_validators = [_money_in_range]
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
+        super().__init__(max_digits=None, decimal_places=None, **kwargs)
 
 
 class OrderFilterForm(forms.Form):

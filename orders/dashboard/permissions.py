@@ -45,6 +45,10 @@ PERMISSIONS: dict[str, str] = {
     "wallet_detail": "orders.view_wallet",
     "wallet_top_up": "orders.approve_refund",
     "wallet_adjust": "orders.change_wallet",  # no role holds it: superusers only
+    # Large top-ups and adjustments wait here for a second user; approving an
+    # adjustment also needs wallet_adjust's permission (checked in the view).
+    "credit_queue": "orders.approve_refund",
+    "credit_decide": "orders.approve_refund",
     "reconciliation": "orders.view_reconciliation",
     "export_orders": "orders.export_orders",
     "export_refunds": "orders.export_orders",
@@ -64,6 +68,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("inventory_stock", "Inventory"),
     NavItem("refund_queue", "Refunds"),
     NavItem("wallet_list", "Wallets"),
+    NavItem("credit_queue", "Credits"),
     NavItem("reconciliation", "Reconciliation"),
     NavItem("audit_log", "Audit log"),
 ]

@@ -55,6 +55,12 @@ urlpatterns = [
         finance.wallet_adjust_view,
         name="wallet_adjust",
     ),
+    path("finance/credits/", finance.credit_queue, name="credit_queue"),
+    path(
+        "finance/credits/<int:request_id>/decide/",
+        finance.credit_decide,
+        name="credit_decide",
+    ),
     path("finance/reconciliation/", finance.reconciliation, name="reconciliation"),
     path("finance/export/orders.csv", finance.export_orders, name="export_orders"),
     path("finance/export/refunds.csv", finance.export_refunds, name="export_refunds"),

@@ -2,7 +2,13 @@
 
 from orders.models.audit import AuditChainHead, AuditEvent
 from orders.models.catalog import PriceChange, Product, Vendor
-from orders.models.clients import ApiCredential, Client, Wallet, WalletEntry
+from orders.models.clients import (
+    ApiCredential,
+    Client,
+    Wallet,
+    WalletCreditRequest,
+    WalletEntry,
+)
 from orders.models.inventory import ImportBatch, Voucher
 from orders.models.notifications import DeliveryEmail
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
@@ -24,6 +30,7 @@ __all__ = [
     "Vendor",
     "Voucher",
     "Wallet",
+    "WalletCreditRequest",
     "WalletEntry",
     "WebhookAttempt",
     "WebhookDelivery",

