@@ -70,7 +70,7 @@ def revoke_price_change_permissions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0004_refund_review"),
+        ("orders", "0006_wallet_credit_requests"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

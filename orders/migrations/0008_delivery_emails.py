@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0004_refund_review'),
+        ('orders', '0007_vendor_adapter_registry'),
     ]
 
     operations = [
