@@ -162,3 +162,48 @@ def test_inventory_refused_csv_then_fixed_csv_imports_and_stock_grows(
     expect(row.locator("td").nth(2)).to_have_text(str(available + 3))
     assert "5105105105105100" not in page.content()
     problems.assert_none()
+
+
+def test_a_large_top_up_waits_for_a_second_finance_user(
+    page: Page, live_server, workspace, e2e_settings, problems
+):
+    e2e_settings.WALLET_CREDIT_SECOND_APPROVAL_LIMIT = Decimal("1000.00")
+    UserFactory(username="fin-checker", role="finance")
+    wallet = _wallet_of(refundable_order(amount="25.00"))
+    before = wallet.balance
+    base = live_server.url
+
+    sign_in(page, base, "fin-finance", next_path=f"finance/wallets/{wallet.pk}/")
+    page.get_by_label("Top-up amount").fill("1e400")
+    page.get_by_label("Reason", exact=True).first.fill("goodwill")
+    page.get_by_role("button", name="Top up").click()
+    expect(page.locator("#top-up-amount-error")).to_have_text(
+        "The amount is too large: at most 999999999999.99."
+    )
+    page.get_by_label("Top-up amount").fill("5000.00")
+    page.get_by_role("button", name="Top up").click()
+    expect(page.locator("#wallet-body .message-info")).to_contain_text(
+        "waiting for a second approver"
+    )
+    expect(page.locator("#wallet-body table.credits tbody tr")).to_have_count(1)
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)  # not for the maker
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, base, "fin-checker")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Credits").click()
+    expect(page.get_by_role("heading", name="Credits awaiting a second approver")).to_be_visible()
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("#credit-results .message-success")).to_contain_text(
+        "top-up of 5000.00 USD approved", timeout=10_000
+    )
+    expect(page.locator("#credit-results table.credits tbody tr")).to_have_text(
+        "Nothing is waiting for a second approver."
+    )
+    wallet.refresh_from_db()
+    assert wallet.balance == before + Decimal("5000.00")
+    # The refused 1e400 answered 400 on purpose (the form with its error); Chromium
+    # logs every 4xx response as a console error.
+    problems.console_errors.remove(
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    )
+    problems.assert_none()
