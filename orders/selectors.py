@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -24,6 +24,9 @@ from django.utils.dateparse import parse_datetime
 from orders.enums import InventoryStatus, OrderStatus, SubStatus
 from orders.errors import ValidationFailed
 from orders.models import Order, Voucher
+
+# The largest primary key a cursor may name (a PostgreSQL bigint).
+MAX_ROW_ID = 2**63 - 1
 
 # --- Inventory ---------------------------------------------------------------
 
@@ -75,13 +78,30 @@ class Cursor:
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
+        """The position in `token`; anything a page did not return is refused.
+
+        A client can hand-craft a cursor, so its time must be aware and in range
+        once in UTC (PostgreSQL refuses offsets over 15:59) and its id a row id.
+        """
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             placed, pk, direction = json.loads(raw)
-            when = parse_datetime(placed)
-            if when is None or not isinstance(pk, int) or direction not in ("next", "prev"):
+            when = parse_datetime(placed) if isinstance(placed, str) else None
+            if when is None or when.utcoffset() is None:
                 raise ValueError
-        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+            when = when.astimezone(UTC)
+            if type(pk) is not int or not 1 <= pk <= MAX_ROW_ID:
+                raise ValueError
+            if direction not in ("next", "prev"):
+                raise ValueError
+        except (
+            ValueError,
+            TypeError,
+            OverflowError,
+            binascii.Error,
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+        ):
             raise ValidationFailed(
                 "cursor is not valid; use the one a page returned.", field="cursor"
             ) from None

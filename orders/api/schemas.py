@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema
+from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema, field_validator
 
 from orders.enums import (
     DeliveryTime,
@@ -29,7 +29,8 @@ from orders.enums import (
 MAX_ID = 2**63 - 1
 CENT = Decimal("0.01")
 MONEY_PATTERN = r"^-?\d+\.\d{2}$"
-DENOMINATION_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+DENOMINATION_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
+DENOMINATION_RE = re.compile(DENOMINATION_PATTERN)
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$"
 
 # --- Field types ---------------------------------------------------------------
@@ -53,8 +54,8 @@ def _denomination(value: object) -> str:
         )
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
         return str(value)
-    if isinstance(value, str) and DENOMINATION_RE.match(value.strip()):
-        return value.strip()
+    if isinstance(value, str) and DENOMINATION_RE.fullmatch(value):
+        return value
     raise ValueError('denomination must be an amount like "25.00" (at most 2 decimals)')
 
 
@@ -66,12 +67,25 @@ Denomination = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+                {"type": "string", "pattern": DENOMINATION_PATTERN},
                 {"type": "integer", "minimum": 0, "maximum": 10**12 - 1},
             ],
             "description": 'Face value of one unit: a string like "25.00" or a whole number. '
             "Floats are refused.",
             "examples": ["25.00"],
+        }
+    ),
+]
+# The same amount as a query parameter (always text there): "25", "25.5" or "25.00".
+DenominationQuery = Annotated[
+    str,
+    PlainValidator(_denomination),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DENOMINATION_PATTERN,
+            "maxLength": 15,
+            "description": 'Face value of one unit, like "25.00".',
         }
     ),
 ]
@@ -132,6 +146,11 @@ class ErrorOut(Schema):
     )
 
 
+# Every operation that reads a body can refuse it before parsing: too large
+# (API_MAX_BODY_BYTES) or not sent as application/json.
+BODY_ERRORS: dict[int, type[ErrorOut]] = {413: ErrorOut, 415: ErrorOut}
+
+
 # --- Auth ----------------------------------------------------------------------
 
 
@@ -177,6 +196,15 @@ class OrderCreateIn(Schema):
         pattern=r"^[A-Za-z]{3}$",
         description="Pay from this wallet (default: the product's currency).",
     )
+
+    @field_validator("customer", mode="before")
+    @classmethod
+    def _customer_is_an_object(cls, value: object) -> object:
+        # ninja's Schema reads attributes of anything, so "Ada" or [] would
+        # otherwise pass as a customer with every field empty.
+        if value is not None and not isinstance(value, dict):
+            raise ValueError("customer must be an object with name, email and phone (or null)")
+        return value
 
 
 class VoucherOut(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from django.http import HttpRequest
@@ -14,6 +14,7 @@ from ninja.responses import Status
 from orders.api import ratelimit
 from orders.api.errors import ApiError
 from orders.api.schemas import (
+    BODY_ERRORS,
     MAX_ID,
     ErrorOut,
     OrderCreateIn,
@@ -125,8 +126,10 @@ def _timestamp(value: str | None, *, field: str) -> datetime | None:
         fraction = (fraction or "")[:7]  # Python keeps microseconds
         offset = "+00:00" if offset in "Zz" else offset.replace(" ", "+")
         try:
-            return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}")
-        except ValueError:
+            # In UTC at once: the database refuses some offsets RFC 3339 allows
+            # (PostgreSQL stops at 15:59), and a far offset can leave the calendar.
+            return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}").astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
     raise ValidationFailed(
         f"{field} must be an RFC 3339 timestamp like 2024-01-15T10:30:00Z.", field=field
@@ -150,6 +153,7 @@ def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
         400: ErrorOut,
         402: ErrorOut,
         409: ErrorOut,
+        **BODY_ERRORS,
         **ERRORS,
     },
     summary="Create an order",
@@ -203,11 +207,11 @@ def order_list_view(
     reference_code: Annotated[Text | None, Query(max_length=100)] = None,
     placed_after: Annotated[
         Text | None,
-        Query(max_length=64, description="RFC 3339, inclusive", examples=["2024-01-15T00:00:00Z"]),
+        Query(max_length=64, description="RFC 3339, inclusive", example="2024-01-15T00:00:00Z"),
     ] = None,
     placed_before: Annotated[
         Text | None,
-        Query(max_length=64, description="RFC 3339, exclusive", examples=["2024-02-01T00:00:00Z"]),
+        Query(max_length=64, description="RFC 3339, exclusive", example="2024-02-01T00:00:00Z"),
     ] = None,
 ) -> dict:
     """Your orders, newest first, by keyset: follow `next` until it is null.
