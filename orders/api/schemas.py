@@ -20,6 +20,7 @@ from orders.enums import (
     DeliveryType,
     ItemStatus,
     OrderStatus,
+    PaymentMethod,
     ProductKind,
     RechargeStatus,
     SubStatus,
@@ -34,6 +35,29 @@ DENOMINATION_RE = re.compile(DENOMINATION_PATTERN)
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$"
 
 # --- Field types ---------------------------------------------------------------
+# Patterns say exactly what the API accepts, so a client (or a fuzzer) that
+# follows the document sends nothing the API then refuses for its shape.
+PLAIN_TEXT_PATTERN = r"^[^\x00-\x08\x0A-\x1F]*$"
+# Spaces anywhere are ignored; then an optional + and 6-15 digits (or nothing).
+PHONE_PATTERN = r"^ *((\+ *)?([0-9] *){6,15})?$"
+# RFC 3339 in a query string; the handler parses it (any offset up to 23:59).
+TimestampQuery = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
+def any_case_pattern(enum: Any, *, listed: bool = False) -> str:
+    """A pattern for one value of `enum` in any case (or a comma-separated list)."""
+
+    def any_case(value: str) -> str:
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in value)
+
+    one = "(" + "|".join(any_case(str(v)) for v in enum.values) + ")"
+    return f"^{one}?(,{one}?)*$" if listed else f"^{one}$"
+
+
+def any_case_schema(enum: Any) -> WithJsonSchema:
+    """Declares the comma-separated values; the enum's parser checks them and
+    names the valid ones in its error."""
+    return WithJsonSchema({"type": "string", "pattern": any_case_pattern(enum, listed=True)})
 
 
 def _plain_text(value: str) -> str:
@@ -170,9 +194,11 @@ class TokenOut(Schema):
 
 
 class CustomerIn(Schema):
-    name: Text = Field("", max_length=200)
-    email: Text = Field("", max_length=254)
-    phone: Text = Field("", max_length=32)
+    name: Text = Field("", max_length=200, pattern=PLAIN_TEXT_PATTERN)
+    email: Text = Field(
+        "", max_length=254, pattern=PLAIN_TEXT_PATTERN, description="An e-mail address, or empty."
+    )
+    phone: Text = Field("", max_length=32, pattern=PHONE_PATTERN)
 
 
 class OrderCreateIn(Schema):
@@ -186,10 +212,18 @@ class OrderCreateIn(Schema):
     )
     customer: CustomerIn | None = None
     payment_method: Text = Field(
-        "WALLET", max_length=32, description="WALLET (any case).", examples=["WALLET"]
+        "WALLET",
+        max_length=32,
+        pattern=any_case_pattern(PaymentMethod),
+        description="WALLET (any case).",
+        examples=["WALLET"],
     )
     recipient_phone: Text = Field(
-        "", max_length=32, description="Mobile top-ups only: the number to recharge."
+        "",
+        max_length=32,
+        pattern=PHONE_PATTERN,
+        description="Mobile top-ups only (required there, refused elsewhere): the number "
+        "to recharge.",
     )
     wallet_currency: str | None = Field(
         None,

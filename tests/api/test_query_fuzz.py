@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from orders.selectors import CURSOR_PATTERN
 from tests.api.conftest import order_body
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,7 @@ def test_order_list_query_never_breaks(orders_placed, params):
 @fuzz
 @given(
     path=st.sampled_from(["/api/v1/orders", "/api/v1/wallet/transactions"]),
-    cursor=positions.map(encode_cursor),
+    cursor=st.from_regex(CURSOR_PATTERN, fullmatch=True) | positions.map(encode_cursor),
     limit=st.integers(1, 100),
 )
 def test_cursor_positions_never_break(orders_placed, path, cursor, limit):
