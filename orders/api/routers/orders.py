@@ -126,7 +126,7 @@ def order_detail_out(order: Order, vouchers: list[RevealedVoucher]) -> dict:
 
 
 def _timestamp(value: str | None, *, field: str) -> datetime | None:
-    if value is None or value == "":
+    if value is None:
         return None
     match = RFC3339_RE.match(value.strip())
     if match:
