@@ -319,6 +319,8 @@ API_RATE_LIMIT_ORDER_READS_PER_HOUR = env_int("API_RATE_LIMIT_ORDER_READS_PER_HO
 # A credential lookup may be served from the cache this long: a revoked key or
 # a deactivated client is refused at most this many seconds later.
 API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", default=5)
+# A request body over this many bytes is answered 413 before it is read.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", default=1024 * 1024)
 
 # --- Logging ----------------------------------------------------------------
 LOGGING = {

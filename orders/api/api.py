@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
@@ -19,7 +21,9 @@ from orders.api.errors import (
     error_response,
     install_error_handlers,
     json_method_not_allowed,
+    payload_too_large,
 )
+from orders.api.parser import JsonParser
 from orders.api.routers import auth as auth_router
 from orders.api.routers import charges, orders, products, wallet
 
@@ -57,14 +61,30 @@ RATE_LIMIT_HEADERS = {
 RETRY_AFTER_HEADER = _header("Seconds to wait before retrying.")
 
 
+def _declared_length(request: HttpRequest) -> int:
+    """The body size the client announced (Django reads no more than that)."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def _api_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Around every API URL: JSON for 405 and for anything that escaped, rate-limit
-    headers on authenticated responses, and no caching of private data."""
+    """Around every API URL: 413 for a body over API_MAX_BODY_BYTES, JSON for 405
+    and for anything that escaped, rate-limit headers on authenticated
+    responses, and no caching of private data."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response: HttpResponseBase
         try:
-            response = view(request, *args, **kwargs)
+            if request.method == "POST" and _declared_length(request) > settings.API_MAX_BODY_BYTES:
+                # Refused on the header alone: the body is never read.
+                response = payload_too_large()
+            else:
+                response = view(request, *args, **kwargs)
+        except RequestDataTooBig:
+            response = payload_too_large()
         except Exception as exc:
             logger.error(
                 "Unhandled %s answering %s %s",
@@ -125,6 +145,7 @@ api = StarshipAPI(
     description=DESCRIPTION,
     urls_namespace="api-v1",
     auth=[ApiKeyAuth(), BearerAuth()],
+    parser=JsonParser(),
 )
 install_error_handlers(api)
 api.add_router("/auth", auth_router.router)

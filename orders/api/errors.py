@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError
@@ -112,6 +114,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return error_response(exc.status, exc.code, exc.message)
 
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if isinstance(exc.__cause__, ApiError):
+            # ninja wraps whatever the body parser raises in a 400; ours keeps its answer.
+            return on_api_error(request, exc.__cause__)
         if exc.status_code == 401:
             return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
         if exc.status_code == 400:
@@ -122,6 +127,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
         if exc.status_code == 404:
             return error_response(404, "not_found", NOT_FOUND_MESSAGE)
         return error_response(exc.status_code, "http_error", str(exc))
+
+    def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return payload_too_large()
 
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         from django.http import Http404
@@ -144,10 +152,20 @@ def install_error_handlers(api: NinjaAPI) -> None:
         (DomainError, on_domain),
         (ApiError, on_api_error),
         (HttpError, on_http_error),
+        (RequestDataTooBig, on_too_big),
         (Exception, on_unexpected),
     ]
     for exc_class, handler in handlers:
         api.add_exception_handler(exc_class, handler)
+
+
+def payload_too_large() -> JsonResponse:
+    """A body over API_MAX_BODY_BYTES (or Django's DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    return error_response(
+        413,
+        "payload_too_large",
+        f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes.",
+    )
 
 
 @csrf_exempt

@@ -13,13 +13,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema
+from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema, field_validator
 
 from orders.enums import (
     DeliveryTime,
     DeliveryType,
     ItemStatus,
     OrderStatus,
+    PaymentMethod,
     ProductKind,
     RechargeStatus,
     SubStatus,
@@ -29,10 +30,34 @@ from orders.enums import (
 MAX_ID = 2**63 - 1
 CENT = Decimal("0.01")
 MONEY_PATTERN = r"^-?\d+\.\d{2}$"
-DENOMINATION_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+DENOMINATION_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
+DENOMINATION_RE = re.compile(DENOMINATION_PATTERN)
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$"
 
 # --- Field types ---------------------------------------------------------------
+# Patterns say exactly what the API accepts, so a client (or a fuzzer) that
+# follows the document sends nothing the API then refuses for its shape.
+PLAIN_TEXT_PATTERN = r"^[^\x00-\x08\x0A-\x1F]*$"
+# Spaces anywhere are ignored; then an optional + and 6-15 digits (or nothing).
+PHONE_PATTERN = r"^ *((\+ *)?([0-9] *){6,15})?$"
+# RFC 3339 in a query string; the handler parses it (any offset up to 23:59).
+TimestampQuery = Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
+def any_case_pattern(enum: Any, *, listed: bool = False) -> str:
+    """A pattern for one value of `enum` in any case (or a comma-separated list)."""
+
+    def any_case(value: str) -> str:
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in value)
+
+    one = "(" + "|".join(any_case(str(v)) for v in enum.values) + ")"
+    return f"^{one}?(,{one}?)*$" if listed else f"^{one}$"
+
+
+def any_case_schema(enum: Any) -> WithJsonSchema:
+    """Declares the comma-separated values; the enum's parser checks them and
+    names the valid ones in its error."""
+    return WithJsonSchema({"type": "string", "pattern": any_case_pattern(enum, listed=True)})
 
 
 def _plain_text(value: str) -> str:
@@ -53,8 +78,8 @@ def _denomination(value: object) -> str:
         )
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
         return str(value)
-    if isinstance(value, str) and DENOMINATION_RE.match(value.strip()):
-        return value.strip()
+    if isinstance(value, str) and DENOMINATION_RE.fullmatch(value):
+        return value
     raise ValueError('denomination must be an amount like "25.00" (at most 2 decimals)')
 
 
@@ -66,12 +91,25 @@ Denomination = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+                {"type": "string", "pattern": DENOMINATION_PATTERN},
                 {"type": "integer", "minimum": 0, "maximum": 10**12 - 1},
             ],
             "description": 'Face value of one unit: a string like "25.00" or a whole number. '
             "Floats are refused.",
             "examples": ["25.00"],
+        }
+    ),
+]
+# The same amount as a query parameter (always text there): "25", "25.5" or "25.00".
+DenominationQuery = Annotated[
+    str,
+    PlainValidator(_denomination),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DENOMINATION_PATTERN,
+            "maxLength": 15,
+            "description": 'Face value of one unit, like "25.00".',
         }
     ),
 ]
@@ -132,6 +170,11 @@ class ErrorOut(Schema):
     )
 
 
+# Every operation that reads a body can refuse it before parsing: too large
+# (API_MAX_BODY_BYTES) or not sent as application/json.
+BODY_ERRORS: dict[int, type[ErrorOut]] = {413: ErrorOut, 415: ErrorOut}
+
+
 # --- Auth ----------------------------------------------------------------------
 
 
@@ -151,9 +194,11 @@ class TokenOut(Schema):
 
 
 class CustomerIn(Schema):
-    name: Text = Field("", max_length=200)
-    email: Text = Field("", max_length=254)
-    phone: Text = Field("", max_length=32)
+    name: Text = Field("", max_length=200, pattern=PLAIN_TEXT_PATTERN)
+    email: Text = Field(
+        "", max_length=254, pattern=PLAIN_TEXT_PATTERN, description="An e-mail address, or empty."
+    )
+    phone: Text = Field("", max_length=32, pattern=PHONE_PATTERN)
 
 
 class OrderCreateIn(Schema):
@@ -167,16 +212,33 @@ class OrderCreateIn(Schema):
     )
     customer: CustomerIn | None = None
     payment_method: Text = Field(
-        "WALLET", max_length=32, description="WALLET (any case).", examples=["WALLET"]
+        "WALLET",
+        max_length=32,
+        pattern=any_case_pattern(PaymentMethod),
+        description="WALLET (any case).",
+        examples=["WALLET"],
     )
     recipient_phone: Text = Field(
-        "", max_length=32, description="Mobile top-ups only: the number to recharge."
+        "",
+        max_length=32,
+        pattern=PHONE_PATTERN,
+        description="Mobile top-ups only (required there, refused elsewhere): the number "
+        "to recharge.",
     )
     wallet_currency: str | None = Field(
         None,
         pattern=r"^[A-Za-z]{3}$",
         description="Pay from this wallet (default: the product's currency).",
     )
+
+    @field_validator("customer", mode="before")
+    @classmethod
+    def _customer_is_an_object(cls, value: object) -> object:
+        # ninja's Schema reads attributes of anything, so "Ada" or [] would
+        # otherwise pass as a customer with every field empty.
+        if value is not None and not isinstance(value, dict):
+            raise ValueError("customer must be an object with name, email and phone (or null)")
+        return value
 
 
 class VoucherOut(Schema):

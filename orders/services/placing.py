@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import partial
 
 from django.core.exceptions import ValidationError
@@ -29,6 +31,8 @@ from orders.services.wallets import wallet_debit
 
 REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$")
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
+CENT = Decimal("0.01")
+MAX_CANONICAL_AMOUNT = Decimal(10) ** 15
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,25 @@ def _request_hash(**fields: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(*, client: Client, reference_code: str, request_hash: str) -> PlacedOrder | None:
+def _amount_text(value: object) -> str:
+    """One text per amount: 20, "20" and "20.00" are the same denomination."""
+    if isinstance(value, int | str | Decimal) and not isinstance(value, bool):
+        try:
+            amount = Decimal(str(value).strip())
+            if amount.is_finite() and abs(amount) < MAX_CANONICAL_AMOUNT:
+                return str(amount.quantize(CENT))
+        except InvalidOperation:
+            pass
+    return str(value)
+
+
+def _replay(
+    *, client: Client, reference_code: str, request_hashes: Collection[str]
+) -> PlacedOrder | None:
     existing = Order.objects.filter(client=client, reference_code=reference_code).first()
     if existing is None:
         return None
-    if existing.request_hash != request_hash:
+    if existing.request_hash not in request_hashes:
         raise Conflict(
             f"reference_code {reference_code!r} was already used for a different order "
             f"(order {existing.pk}); use a new reference_code for a new order.",
@@ -112,16 +130,20 @@ def order_create(
     method = PaymentMethod.parse(payment_method, field="payment_method")
     buyer = _clean_customer(customer or Customer())
     phone = (recipient_phone or "").replace(" ", "").strip()
-    request_hash = _request_hash(
-        product_id=str(product_id),
-        denomination=str(denomination),
-        quantity=str(quantity),
-        customer=[buyer.name, buyer.email, buyer.phone],
-        payment_method=str(method),
-        recipient_phone=phone,
-        wallet_currency=(wallet_currency or "").upper(),
-    )
-    replay = _replay(client=client, reference_code=reference_code, request_hash=request_hash)
+    # A replay is the same request when the values are equal, however they are
+    # written (enums and currencies are already in canonical case here).
+    request_fields = {
+        "product_id": str(product_id),
+        "quantity": str(quantity),
+        "customer": [buyer.name, buyer.email, buyer.phone],
+        "payment_method": str(method),
+        "recipient_phone": phone,
+        "wallet_currency": (wallet_currency or "").upper(),
+    }
+    request_hash = _request_hash(**request_fields, denomination=_amount_text(denomination))
+    # Orders placed before amounts were canonical hashed the denomination as sent.
+    request_hashes = {request_hash, _request_hash(**request_fields, denomination=str(denomination))}
+    replay = _replay(client=client, reference_code=reference_code, request_hashes=request_hashes)
     if replay is not None:
         return replay
 
@@ -161,7 +183,9 @@ def order_create(
     except IntegrityError:
         # A concurrent identical request won the unique (client, reference_code)
         # race; our transaction (debit included) rolled back.
-        replay = _replay(client=client, reference_code=reference_code, request_hash=request_hash)
+        replay = _replay(
+            client=client, reference_code=reference_code, request_hashes=request_hashes
+        )
         if replay is None:
             raise
         return replay

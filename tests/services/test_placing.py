@@ -11,6 +11,7 @@ from django.db import connection
 from orders.enums import ItemStatus, OrderStatus, ProductKind, RechargeStatus, SubStatus
 from orders.errors import Conflict, InsufficientFunds, ValidationFailed
 from orders.models import Order, StatusChange, Wallet, WalletEntry
+from orders.services import placing
 from orders.services.clients import client_create
 from orders.services.placing import Customer, order_create
 from orders.services.pricing import charges_quote
@@ -77,6 +78,39 @@ def test_replay_returns_the_same_order_and_moves_no_money(buyer, system_actor):
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("150.00")
     assert WalletEntry.objects.filter(order__client=client, kind="ORDER_DEBIT").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("placed", "replayed"),
+    [("25.00", 25), ("25", "25.00"), (Decimal("25.0"), "25"), ("25.00", " 25.00 ")],
+)
+def test_replay_compares_amounts_by_value(buyer, system_actor, placed, replayed):
+    client, _ = buyer
+    product = ProductFactory()
+    first = _place(client, system_actor, product, denomination=placed)
+    again = _place(client, system_actor, product, denomination=replayed)
+    assert not again.created and again.order.pk == first.order.pk
+
+
+def test_replay_of_an_order_hashed_before_amounts_were_canonical(buyer, system_actor):
+    client, _ = buyer
+    product = ProductFactory()
+    first = _place(client, system_actor, product, denomination="25")
+    # The hash this order got when the denomination was hashed as sent ("25").
+    legacy = placing._request_hash(
+        product_id=str(product.pk),
+        denomination="25",
+        quantity="2",
+        customer=["Ada", "ada@example.com", ""],
+        payment_method="WALLET",
+        recipient_phone="",
+        wallet_currency="",
+    )
+    Order.objects.filter(pk=first.order.pk).update(request_hash=legacy)
+    again = _place(client, system_actor, product, denomination="25")
+    assert not again.created and again.order.pk == first.order.pk
+    with pytest.raises(Conflict):
+        _place(client, system_actor, product, denomination="10.00")
 
 
 def test_same_reference_with_a_different_request_is_a_conflict(buyer, system_actor):

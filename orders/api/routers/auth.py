@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Router
 
 from orders.api.auth import credential_authenticate, token_auth_admit, token_issue
-from orders.api.schemas import ErrorOut, TokenIn, TokenOut, rfc3339
+from orders.api.schemas import BODY_ERRORS, ErrorOut, TokenIn, TokenOut, rfc3339
 
 router = Router(tags=["Authentication"])
 
@@ -14,7 +14,14 @@ router = Router(tags=["Authentication"])
 @router.post(
     "/token",
     auth=None,
-    response={200: TokenOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 500: ErrorOut},
+    response={
+        200: TokenOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        **BODY_ERRORS,
+        429: ErrorOut,
+        500: ErrorOut,
+    },
     summary="Get an access token",
 )
 def token_create(request: HttpRequest, payload: TokenIn) -> dict:

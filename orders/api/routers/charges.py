@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router
 
-from orders.api.schemas import ChargesIn, ChargesOut, ErrorOut, money_text
+from orders.api.schemas import BODY_ERRORS, ChargesIn, ChargesOut, ErrorOut, money_text
 from orders.services.pricing import charges_quote
 
 router = Router(tags=["Charges"])
@@ -13,7 +13,14 @@ router = Router(tags=["Charges"])
 
 @router.post(
     "",
-    response={200: ChargesOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut, 500: ErrorOut},
+    response={
+        200: ChargesOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        **BODY_ERRORS,
+        429: ErrorOut,
+        500: ErrorOut,
+    },
     summary="Calculate charges",
 )
 def charges_calculate(request: HttpRequest, payload: ChargesIn) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from django.http import HttpRequest
@@ -14,19 +14,28 @@ from ninja.responses import Status
 from orders.api import ratelimit
 from orders.api.errors import ApiError
 from orders.api.schemas import (
+    BODY_ERRORS,
     MAX_ID,
+    REFERENCE_PATTERN,
     ErrorOut,
     OrderCreateIn,
     OrderDetailOut,
     OrderPageOut,
-    Text,
+    TimestampQuery,
+    any_case_schema,
     money_text,
     rfc3339,
 )
 from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed, NotFound, ValidationFailed
 from orders.models import Order
-from orders.selectors import OrderFilters, available_stock, order_for_client, order_list
+from orders.selectors import (
+    CURSOR_PATTERN,
+    OrderFilters,
+    available_stock,
+    order_for_client,
+    order_list,
+)
 from orders.services.placing import Customer, order_create
 from orders.services.reveal import RevealedVoucher, order_vouchers_reveal
 
@@ -37,7 +46,7 @@ ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
 OPEN_STATUSES = frozenset({OrderStatus.PLACED, OrderStatus.PENDING})
 # RFC 3339; a "+" in a query string arrives as a space, so a space offset is read as "+".
 RFC3339_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+\- ]\d{2}:\d{2})$"
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+\- ]\d{2}:\d{2})$"
 )
 
 
@@ -117,16 +126,18 @@ def order_detail_out(order: Order, vouchers: list[RevealedVoucher]) -> dict:
 
 
 def _timestamp(value: str | None, *, field: str) -> datetime | None:
-    if value is None or value == "":
+    if value is None:
         return None
     match = RFC3339_RE.match(value.strip())
     if match:
         day, clock, fraction, offset = match.groups()
-        fraction = (fraction or "")[:7]  # Python keeps microseconds
+        fraction = (fraction or "")[:7]  # any precision is RFC 3339; Python keeps µs
         offset = "+00:00" if offset in "Zz" else offset.replace(" ", "+")
         try:
-            return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}")
-        except ValueError:
+            # In UTC at once: the database refuses some offsets RFC 3339 allows
+            # (PostgreSQL stops at 15:59), and a far offset can leave the calendar.
+            return datetime.fromisoformat(f"{day}T{clock}{fraction}{offset}").astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
     raise ValidationFailed(
         f"{field} must be an RFC 3339 timestamp like 2024-01-15T10:30:00Z.", field=field
@@ -150,6 +161,7 @@ def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
         400: ErrorOut,
         402: ErrorOut,
         409: ErrorOut,
+        **BODY_ERRORS,
         **ERRORS,
     },
     summary="Create an order",
@@ -193,21 +205,24 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
 def order_list_view(
     request: HttpRequest,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: Annotated[Text | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, max_length=41)] = None,
     status: Annotated[
-        list[Text] | None,
-        Query(description="Repeatable, any case: status=pending&status=DELIVERED"),
+        list[Annotated[str, any_case_schema(OrderStatus)]] | None,
+        Query(description="Repeatable or comma-separated, any case: status=pending,DELIVERED"),
     ] = None,
-    sub_status: Annotated[list[Text] | None, Query(description="Repeatable, any case.")] = None,
+    sub_status: Annotated[
+        list[Annotated[str, any_case_schema(SubStatus)]] | None,
+        Query(description="Repeatable or comma-separated, any case."),
+    ] = None,
     product_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    reference_code: Annotated[Text | None, Query(max_length=100)] = None,
+    reference_code: Annotated[str | None, Query(pattern=REFERENCE_PATTERN, max_length=100)] = None,
     placed_after: Annotated[
-        Text | None,
-        Query(max_length=64, description="RFC 3339, inclusive", examples=["2024-01-15T00:00:00Z"]),
+        TimestampQuery | None,
+        Query(description="RFC 3339, inclusive", example="2024-01-15T00:00:00Z"),
     ] = None,
     placed_before: Annotated[
-        Text | None,
-        Query(max_length=64, description="RFC 3339, exclusive", examples=["2024-02-01T00:00:00Z"]),
+        TimestampQuery | None,
+        Query(description="RFC 3339, exclusive", example="2024-02-01T00:00:00Z"),
     ] = None,
 ) -> dict:
     """Your orders, newest first, by keyset: follow `next` until it is null.

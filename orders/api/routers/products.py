@@ -11,10 +11,10 @@ from ninja import Path, Query, Router
 from orders.api.schemas import (
     MAX_ID,
     AvailabilityOut,
+    DenominationQuery,
     ErrorOut,
     ProductListOut,
     ProductOut,
-    Text,
     money_text,
 )
 from orders.enums import DeliveryTime
@@ -97,7 +97,7 @@ def product_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID
 def product_availability(
     request: HttpRequest,
     id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    denomination: Annotated[Text, Query(max_length=20, examples=["25.00"])],
+    denomination: Annotated[DenominationQuery, Query(example="25.00")],
     quantity: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> dict:
     """Whether inventory covers `quantity` units of `denomination` right now.

@@ -7,8 +7,8 @@ from typing import Annotated
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from orders.api.schemas import ErrorOut, LedgerPageOut, Text, WalletListOut, money_text, rfc3339
-from orders.selectors import wallet_ledger, wallets_of_client
+from orders.api.schemas import ErrorOut, LedgerPageOut, WalletListOut, money_text, rfc3339
+from orders.selectors import CURSOR_PATTERN, wallet_ledger, wallets_of_client
 
 router = Router(tags=["Wallet"])
 
@@ -39,7 +39,7 @@ def wallet_balances(request: HttpRequest) -> dict:
 def wallet_transactions(
     request: HttpRequest,
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
-    cursor: Annotated[Text | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, max_length=41)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> dict:
     """Ledger entries newest first (debits negative), `next` cursor for the next page."""
