@@ -162,6 +162,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one over the limi
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "orders.logins.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "orders.logins.client_ip"
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are logged and audited
 
 # --- Security headers -------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
