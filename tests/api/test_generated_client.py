@@ -128,9 +128,7 @@ def test_a_generated_client_places_polls_and_reads_an_order(
         assert all(voucher.card_number and voucher.pin_code for voucher in order.vouchers)
         assert Decimal(order.amount) == Decimal("50.00")
         # The wire format stays what the spec promises: money as two-decimal strings.
-        raw = json.loads(
-            api.get_httpx_client().get(f"/api/v1/orders/{placed.id}").content.decode()
-        )
+        raw = json.loads(api.get_httpx_client().get(f"/api/v1/orders/{placed.id}").content.decode())
         assert raw["amount"] == "50.00" and raw["status"] == "DELIVERED"
     finally:
         sys.path.remove(str(tmp_path))
