@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from tests.api.conftest import add_stock, make_api_user
 from tests.factories import ProductFactory
-from tests.fulfilment.conftest import WorkerPool
+from tests.fulfilment.conftest import WorkerPool, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -112,18 +111,21 @@ def test_a_generated_client_places_polls_and_reads_an_order(
         assert isinstance(placed, models.OrderDetailOut), placed
         assert placed.status.value == "PLACED" and placed.vouchers == []
 
+        polled = [placed]
+
+        def delivered() -> bool:
+            answer = order_detail.sync(placed.id, client=api)
+            assert isinstance(answer, models.OrderDetailOut), answer
+            polled.append(answer)
+            return answer.status.value == "DELIVERED"
+
         workers = WorkerPool(tmp_path)
         workers.start()
         try:
-            deadline = time.monotonic() + 60
-            order = placed
-            while order.status.value != "DELIVERED" and time.monotonic() < deadline:
-                time.sleep(0.2)
-                order = order_detail.sync(placed.id, client=api)
-                assert isinstance(order, models.OrderDetailOut), order
+            wait_until(delivered, timeout=60, what="the order to be DELIVERED")
         finally:
             workers.stop_all()
-        assert order.status.value == "DELIVERED", workers.logs()[-2000:]
+        order = polled[-1]
         assert len(order.vouchers) == 2
         assert all(voucher.card_number and voucher.pin_code for voucher in order.vouchers)
         assert Decimal(order.amount) == Decimal("50.00")
