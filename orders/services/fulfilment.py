@@ -49,6 +49,7 @@ from orders.models import Order, OrderItem, Voucher
 from orders.selectors import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
+from orders.services.backoff import backoff_seconds
 from orders.services.inventory import voucher_fingerprint
 from orders.services.refunds import refund_schedule
 from orders.services.transitions import order_transition
@@ -65,7 +66,6 @@ from orders.vendors.base import (
 logger = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("fulfilment")
-MAX_BACKOFF_SECONDS = 3600
 # A run in one of these sub-statuses holds the order until its lease runs out.
 IN_FLIGHT = frozenset(
     {
@@ -85,8 +85,7 @@ def idempotency_key(*, order: Order) -> str:
 
 def retry_delay_seconds(*, attempts: int) -> int:
     """Backoff after the n-th transient failure: base × 2^(n-1), at most an hour."""
-    base = settings.FULFILMENT_RETRY_BASE_SECONDS
-    return int(min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+    return backoff_seconds(base=settings.FULFILMENT_RETRY_BASE_SECONDS, attempts=attempts)
 
 
 def enqueue_fulfilment(order_id: int, run_after: datetime | None = None) -> None:

@@ -33,11 +33,11 @@ from orders.errors import NotFound, ValidationFailed
 from orders.models import DeliveryEmail, Order
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
+from orders.services.backoff import backoff_seconds
 
 logger = logging.getLogger(__name__)
 
 RESENDABLE_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_DELIVERED})
-MAX_BACKOFF_SECONDS = 3600
 # For a mailer configured without a timeout (README: EMAIL_TIMEOUT's default).
 FALLBACK_TIMEOUT_SECONDS = 10
 
@@ -58,8 +58,7 @@ def _delivery_email_body(order: Order) -> str:
 
 def delivery_email_backoff_seconds(*, attempts: int) -> int:
     """Delay before the next try after `attempts` failures: base × 2^(n-1), ≤ 1 h."""
-    base = settings.EMAIL_RETRY_BASE_SECONDS
-    return int(min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+    return backoff_seconds(base=settings.EMAIL_RETRY_BASE_SECONDS, attempts=attempts)
 
 
 def _enqueue(email_id: int, run_after: datetime | None = None) -> None:

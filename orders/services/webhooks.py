@@ -37,9 +37,9 @@ from orders.errors import ValidationFailed
 from orders.models import Client, Order, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
+from orders.services.backoff import backoff_seconds
 
 SIGNATURE_HEADER = "Starship-Signature"
-MAX_BACKOFF_SECONDS = 3600
 USER_AGENT = "Starship-Webhooks/1"
 
 
@@ -51,8 +51,7 @@ def webhook_sign(*, secret: str, timestamp: int, body: str) -> str:
 
 def webhook_backoff_seconds(*, attempts: int) -> int:
     """Delay before the next attempt after `attempts` failures: base × 2^(n-1), ≤ 1 h."""
-    base = settings.WEBHOOK_RETRY_BASE_SECONDS
-    return int(min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
+    return backoff_seconds(base=settings.WEBHOOK_RETRY_BASE_SECONDS, attempts=attempts)
 
 
 def _validate_url(url: str) -> str:
