@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from django.db.models import Q
 from django.utils import timezone
@@ -30,8 +30,25 @@ from orders.enums import (
     SubStatus,
 )
 
-if TYPE_CHECKING:
-    from orders.models import ImportBatch, Product
+
+class DenominatedProduct(Protocol):
+    """What the delivery-time rule reads of a product (orders.models.Product)."""
+
+    is_range: bool
+    min_denomination: Decimal | None
+    max_denomination: Decimal | None
+
+    @property
+    def denomination_list(self) -> list[Decimal]: ...
+
+
+class ScannedBatch(Protocol):
+    """What the import rule reads of a voucher batch (orders.models.ImportBatch)."""
+
+    status: str
+    error_count: int
+    row_count: int
+
 
 # --- Money --------------------------------------------------------------------
 
@@ -48,6 +65,11 @@ AMOUNT_RE = re.compile(AMOUNT_PATTERN)
 def cents(value: Decimal) -> Decimal:
     """`value` rounded half-up to the cent."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def in_cents(value: Decimal) -> bool:
+    """Whether `value` is a whole number of cents (no third decimal)."""
+    return value == cents(value)
 
 
 def money_text(value: Decimal) -> str:
@@ -167,7 +189,9 @@ def delivery_time(*, stock: int, units: int) -> DeliveryTime:
     return DeliveryTime.INSTANT if units > 0 and stock >= units else DeliveryTime.DELAYED
 
 
-def product_delivery_time(*, product: Product, stock: dict[Decimal, int]) -> DeliveryTime:
+def product_delivery_time(
+    *, product: DenominatedProduct, stock: dict[Decimal, int]
+) -> DeliveryTime:
     """A product is INSTANT when one unit of every listed denomination is in
     stock, or, for a range product, one unit of any value in the range."""
     if product.is_range:
@@ -190,7 +214,7 @@ def delivery_sub_statuses(speed: str) -> tuple[SubStatus, ...]:
 # --- Voucher imports ----------------------------------------------------------------
 
 
-def batch_importable(batch: ImportBatch) -> bool:
+def batch_importable(batch: ScannedBatch) -> bool:
     """A batch may be imported once: validated, without a row error, not empty."""
     return (
         batch.status == ImportBatchStatus.VALIDATING

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orders.enums import Classification, DeliveryType, LinkType, ProductKind
+from orders.rules import in_cents
 from orders.vendors.registry import DEFAULT_ADAPTER, adapter_choices
 
 PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
@@ -112,7 +113,7 @@ class Product(models.Model):
                 amount = Decimal(str(value))
             except ArithmeticError:
                 amount = Decimal("NaN")
-            if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+            if not amount.is_finite() or amount <= 0 or not in_cents(amount):
                 raise ValidationError(
                     {"denominations": f"{str(value)[:20]!r} is not a positive amount in cents."}
                 )

@@ -13,7 +13,7 @@ at the same moment are serialised and the second one finds it decided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, DecimalException
+from decimal import Decimal, DecimalException
 from typing import Any, cast
 
 from django.conf import settings
@@ -31,10 +31,9 @@ from orders.errors import (
     ValidationFailed,
 )
 from orders.models import Order, Wallet, WalletCreditRequest, WalletEntry
+from orders.rules import CENT, in_cents
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
-
-CENT = Decimal("0.01")
 
 
 def _column_max(model: type[models.Model], name: str) -> Decimal:
@@ -67,7 +66,7 @@ def money(value: object, *, field: str = "amount") -> Decimal:
     # Compared before any arithmetic: 1e400 cannot even be rounded to the cent.
     if amount.copy_abs() > MAX_AMOUNT:
         raise InvalidAmount(f"{field} is too large: at most {MAX_AMOUNT}.", field=field)
-    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+    if not in_cents(amount):
         raise InvalidAmount(f"{field} has more than 2 decimal places.", field=field)
     return amount.quantize(CENT)
 
