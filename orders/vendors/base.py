@@ -10,10 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from orders.models import Product
+
+class VendorProduct(Protocol):
+    """What an adapter reads of the product it buys (an orders.models.Product)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def brand(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def delivery_type(self) -> str: ...
 
 
 class VendorError(Exception):
@@ -57,14 +73,14 @@ class VendorAdapter(Protocol):
         *,
         order_ref: str,
         idempotency_key: str,
-        product: Product,
+        product: VendorProduct,
         denomination: Decimal,
         quantity: int,
     ) -> VendorOrder:
         """Create (or find, for a known key) the vendor order."""
         ...
 
-    def fetch(self, *, vendor_order_ref: str, product: Product) -> list[VendorVoucher]:
+    def fetch(self, *, vendor_order_ref: str, product: VendorProduct) -> list[VendorVoucher]:
         """The vouchers of an accepted vendor order (same list on every call)."""
         ...
 

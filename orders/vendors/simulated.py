@@ -15,7 +15,6 @@ import random
 import re
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -23,13 +22,11 @@ from orders.enums import DeliveryType, RechargeStatus
 from orders.vendors.base import (
     RechargeResult,
     VendorOrder,
+    VendorProduct,
     VendorRejected,
     VendorTransientError,
     VendorVoucher,
 )
-
-if TYPE_CHECKING:  # models import the adapter registry: no runtime import back
-    from orders.models import Product
 
 # Sandbox scenarios, chosen by a reference_code prefix on test-mode orders.
 DELAYED = "DELAYED"  # skip inventory; the vendor delivers
@@ -85,7 +82,7 @@ class SimulatedVendor(_Simulation):
         *,
         order_ref: str,
         idempotency_key: str,
-        product: Product,
+        product: VendorProduct,
         denomination: Decimal,
         quantity: int,
     ) -> VendorOrder:
@@ -98,7 +95,7 @@ class SimulatedVendor(_Simulation):
         reason = "" if accepted == quantity else "vendor could supply only part of the order"
         return VendorOrder(ref=ref, accepted=accepted, rejected_reason=reason)
 
-    def fetch(self, *, vendor_order_ref: str, product: Product) -> list[VendorVoucher]:
+    def fetch(self, *, vendor_order_ref: str, product: VendorProduct) -> list[VendorVoucher]:
         self._latency()
         self._transient("voucher fetch")
         match = _ORDER_REF.fullmatch(vendor_order_ref)
@@ -108,7 +105,7 @@ class SimulatedVendor(_Simulation):
         return [self._voucher(vendor_order_ref, n, product) for n in range(1, accepted + 1)]
 
     @staticmethod
-    def _voucher(ref: str, n: int, product: Product) -> VendorVoucher:
+    def _voucher(ref: str, n: int, product: VendorProduct) -> VendorVoucher:
         h = _digest("voucher", ref, str(n))
         reference = f"{ref}-{n:03d}"
         if product.delivery_type == DeliveryType.URL:
