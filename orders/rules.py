@@ -187,6 +187,12 @@ def delivery_sub_statuses(speed: str) -> tuple[SubStatus, ...]:
     return VENDOR_SUB_STATUSES
 
 
+def is_expired(expires_at: datetime | None, *, now: datetime | None = None) -> bool:
+    """A voucher is expired from its expiry moment on (the complement of the
+    expiry half of `allocatable_q`); no expiry means it never expires."""
+    return expires_at is not None and expires_at <= (now or timezone.now())
+
+
 # --- Voucher imports ----------------------------------------------------------------
 
 
@@ -197,3 +203,9 @@ def batch_importable(batch: ImportBatch) -> bool:
         and not batch.error_count
         and batch.row_count > 0
     )
+
+
+def file_importable(*, file_error: str, error_count: int, row_count: int) -> bool:
+    """A scanned import file may become a batch to import: readable, without a
+    row error, not empty."""
+    return not file_error and error_count == 0 and row_count > 0

@@ -42,6 +42,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from orders.enums import DeliveryType
 from orders.models import Product, Voucher
+from orders.rules import AMOUNT_RE, cents, file_importable, is_expired
 from orders.services.inventory import voucher_fingerprint
 
 CSV_COLUMNS = (
@@ -60,7 +61,6 @@ SHOWN_ERRORS = 200
 _CARD_NUMBER = re.compile(r"[A-Za-z0-9 -]{4,64}")
 _PIN = re.compile(r"[A-Za-z0-9]{3,16}")
 _HTTPS_URL = URLValidator(schemes=["https"])
-_AMOUNT = re.compile(r"\d{1,12}(?:\.\d{1,2})?")
 _MAX_URL = 2000
 _MAX_REFERENCE = 128
 
@@ -129,7 +129,9 @@ class ImportScan:
 
     @property
     def ok(self) -> bool:
-        return not self.file_error and self.error_count == 0 and self.row_count > 0
+        return file_importable(
+            file_error=self.file_error, error_count=self.error_count, row_count=self.row_count
+        )
 
     def summary(self) -> str:
         if self.file_error:
@@ -301,9 +303,9 @@ class ImportScan:
     def _parse_denomination(self, raw: str) -> Decimal | str:
         if not raw:
             return "denomination is required"
-        if not _AMOUNT.fullmatch(raw):
+        if not AMOUNT_RE.fullmatch(raw):
             return "denomination must be a number with at most two decimals, e.g. 25.00"
-        value = Decimal(raw).quantize(Decimal("0.01"))
+        value = cents(Decimal(raw))
         if self.low is not None and self.high is not None:
             if not self.low <= value <= self.high:
                 return f"denomination {value} is outside {self.low}-{self.high}"
@@ -332,7 +334,7 @@ class ImportScan:
             return "expires_at must be an ISO 8601 date or datetime, e.g. 2027-12-31"
         if timezone.is_naive(moment):
             moment = moment.replace(tzinfo=UTC)
-        if moment <= self.now:
+        if is_expired(moment, now=self.now):
             return "expires_at is in the past"
         return moment
 

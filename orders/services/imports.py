@@ -27,6 +27,7 @@ from orders.errors import (
     VoucherImportRejected,
 )
 from orders.models import ImportBatch, Product, Voucher
+from orders.rules import batch_importable, file_importable
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.import_file import CHUNK_SIZE, ImportRow, ImportScan, RowError
@@ -49,7 +50,9 @@ class ImportPreview:
 
     @property
     def is_valid(self) -> bool:
-        return not self.file_error and self.error_count == 0 and self.row_count > 0
+        return file_importable(
+            file_error=self.file_error, error_count=self.error_count, row_count=self.row_count
+        )
 
 
 def _product(product_id: int) -> Product:
@@ -153,7 +156,7 @@ def _import(
     batch = ImportBatch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
     if batch is None:
         raise NotFound("No import batch with that id.")
-    if batch.status != ImportBatchStatus.VALIDATING or batch.error_count or not batch.row_count:
+    if not batch_importable(batch):
         raise InventoryConflict(
             f"Batch {batch.pk} is {batch.get_status_display().lower()}; only a validated "
             "batch without errors can be imported."

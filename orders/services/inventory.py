@@ -18,6 +18,7 @@ from orders.crypto import keyring
 from orders.enums import DeliveryType, ImportBatchStatus, InventoryStatus
 from orders.errors import InventoryConflict, NotFound, ValidationFailed
 from orders.models import ImportBatch, Voucher
+from orders.rules import is_expired
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
@@ -109,7 +110,7 @@ def voucher_unblock(*, voucher_id: int, actor: Actor, reason: str) -> Voucher:
     voucher = _locked_voucher(voucher_id)
     if voucher.status != InventoryStatus.BLOCKED:
         raise _refuse(voucher, "unblocked")
-    if voucher.expires_at is not None and voucher.expires_at <= timezone.now():
+    if is_expired(voucher.expires_at):
         raise InventoryConflict(
             f"Voucher {voucher.pk} has expired and cannot be made available; revoke it instead."
         )
