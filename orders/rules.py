@@ -193,6 +193,13 @@ def is_expired(expires_at: datetime | None, *, now: datetime | None = None) -> b
     return expires_at is not None and expires_at <= (now or timezone.now())
 
 
+# Vouchers an inventory admin may take out of circulation: block an AVAILABLE
+# one, revoke an AVAILABLE or BLOCKED one. The other statuses belong to an order
+# (or are final).
+BLOCKABLE_STATUSES = frozenset({InventoryStatus.AVAILABLE})
+REVOCABLE_STATUSES = frozenset({InventoryStatus.AVAILABLE, InventoryStatus.BLOCKED})
+
+
 # --- Voucher imports ----------------------------------------------------------------
 
 
@@ -209,3 +216,7 @@ def file_importable(*, file_error: str, error_count: int, row_count: int) -> boo
     """A scanned import file may become a batch to import: readable, without a
     row error, not empty."""
     return not file_error and error_count == 0 and row_count > 0
+
+
+# Batches whose vouchers reached the stock: they may be quarantined or revoked.
+STOCKED_BATCH_STATUSES = frozenset({ImportBatchStatus.IMPORTED, ImportBatchStatus.QUARANTINED})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.admin.base import VOUCHER_SECRETS, ReadOnlyAdmin, mask_json
+from orders.admin.base import VOUCHER_SECRETS, ReadOnlyAdmin, masked_json_text
 from orders.models import AuditChainHead, AuditEvent
 
 
@@ -47,7 +45,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Data")
     def masked_data(self, obj: AuditEvent) -> str:
-        return json.dumps(mask_json(obj.data), indent=2, sort_keys=True)
+        return masked_json_text(obj.data)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
         queryset = super().get_queryset(request).select_related("order", "voucher")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -35,12 +36,17 @@ def masked(value: object) -> str:
     return MASK if value else "—"
 
 
-def mask_json(value: Any) -> Any:
+def _mask_json(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: MASK if k in SECRET_KEYS and v else mask_json(v) for k, v in value.items()}
+        return {k: MASK if k in SECRET_KEYS and v else _mask_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_json(v) for v in value]
+        return [_mask_json(v) for v in value]
     return value
+
+
+def masked_json_text(value: Any) -> str:
+    """A JSON payload as the admin shows it: indented, keys sorted, secrets masked."""
+    return json.dumps(_mask_json(value), indent=2, sort_keys=True)
 
 
 def is_changelist(request: HttpRequest) -> bool:
@@ -177,7 +183,7 @@ class AuditedAdmin(admin.ModelAdmin):
         )
 
 
-class ReadOnlyAdmin(AuditedAdmin):
+class ReadOnly:
     """Viewable only: these rows are written by services (or are append-only)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -190,16 +196,11 @@ class ReadOnlyAdmin(AuditedAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyAdmin(ReadOnly, AuditedAdmin):
+    """An audited admin whose rows are viewable only."""
+
+
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -13,6 +13,16 @@ from django.http import HttpRequest
 from orders.admin.base import VOUCHER_SECRETS, ReadOnlyAdmin, ReadOnlyInline
 from orders.models import Order, OrderItem, StatusChange
 
+# One step of an order's timeline, as the order page and the change list show it.
+STATUS_CHANGE_COLUMNS = (
+    "from_status",
+    "from_sub_status",
+    "to_status",
+    "to_sub_status",
+    "actor_label",
+    "note",
+)
+
 
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
@@ -22,15 +32,7 @@ class OrderItemInline(ReadOnlyInline):
 
 class StatusChangeInline(ReadOnlyInline):
     model = StatusChange
-    fields = (
-        "created_at",
-        "from_status",
-        "from_sub_status",
-        "to_status",
-        "to_sub_status",
-        "actor_label",
-        "note",
-    )
+    fields = ("created_at", *STATUS_CHANGE_COLUMNS)
     readonly_fields = fields
     show_change_link = False
 
@@ -63,16 +65,7 @@ class OrderItemAdmin(ReadOnlyAdmin):
 
 @admin.register(StatusChange)
 class StatusChangeAdmin(ReadOnlyAdmin):
-    list_display = (
-        "created_at",
-        "order",
-        "from_status",
-        "from_sub_status",
-        "to_status",
-        "to_sub_status",
-        "actor_label",
-        "note",
-    )
+    list_display = ("created_at", "order", *STATUS_CHANGE_COLUMNS)
     list_filter = ("to_status", "to_sub_status")
     search_fields = ("order__reference_code", "actor_label")
     list_select_related = ("order",)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.admin.base import AuditedAdmin, ReadOnlyAdmin, is_changelist, mask_json, masked
+from orders.admin.base import AuditedAdmin, ReadOnlyAdmin, is_changelist, masked, masked_json_text
 from orders.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
@@ -68,7 +66,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Payload")
     def masked_payload(self, obj: WebhookDelivery) -> str:
-        return json.dumps(mask_json(obj.payload), indent=2, sort_keys=True)
+        return masked_json_text(obj.payload)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookDelivery]:
         queryset = super().get_queryset(request).select_related("endpoint", "order")

@@ -1,8 +1,8 @@
 """Voucher inventory: take vouchers or whole import batches out of circulation.
 
-An inventory admin blocks (reversible) or revokes (permanent) AVAILABLE
-vouchers, one by one or a batch at a time; a voucher that belongs to an
-order is never touched. Every change is audited with its reason. Importing
+An inventory admin blocks (reversible) or revokes (permanent) vouchers not
+yet handed out, one by one or a batch at a time; a voucher that belongs to
+an order is never touched. Every change is audited with its reason. Importing
 vouchers is services/imports.py.
 """
 
@@ -18,13 +18,15 @@ from orders.crypto import keyring
 from orders.enums import DeliveryType, ImportBatchStatus, InventoryStatus
 from orders.errors import InventoryConflict, NotFound, ValidationFailed
 from orders.models import ImportBatch, Voucher
-from orders.rules import is_expired
+from orders.rules import (
+    BLOCKABLE_STATUSES,
+    REVOCABLE_STATUSES,
+    STOCKED_BATCH_STATUSES,
+    is_expired,
+)
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
-# Statuses an admin may take out of circulation; the others belong to an order.
-_BLOCKABLE = frozenset({InventoryStatus.AVAILABLE})
-_REVOCABLE = frozenset({InventoryStatus.AVAILABLE, InventoryStatus.BLOCKED})
 # Only these columns are loaded when changing a voucher's status: never a secret.
 _STATUS_FIELDS = ("id", "product_id", "batch_id", "status", "status_reason", "expires_at")
 
@@ -87,20 +89,15 @@ def _set_status(voucher: Voucher, *, status: InventoryStatus, reason: str) -> No
 @transaction.atomic
 def voucher_block(*, voucher_id: int, actor: Actor, reason: str) -> Voucher:
     """Take an AVAILABLE voucher out of allocation; allocated or delivered ones cannot be."""
-    reason = _reason(reason)
-    voucher = _locked_voucher(voucher_id)
-    if voucher.status not in _BLOCKABLE:
-        raise _refuse(voucher, "blocked")
-    previous = voucher.status
-    _set_status(voucher, status=InventoryStatus.BLOCKED, reason=reason)
-    audit_record(
-        action="voucher.block",
+    return _voucher_act(
+        voucher_id=voucher_id,
         actor=actor,
-        voucher_id=voucher.pk,
         reason=reason,
-        data={"voucher_id": voucher.pk, "batch_id": voucher.batch_id, "from": previous},
+        from_statuses=BLOCKABLE_STATUSES,
+        to=InventoryStatus.BLOCKED,
+        verb="blocked",
+        action="voucher.block",
     )
-    return voucher
 
 
 @transaction.atomic
@@ -128,14 +125,35 @@ def voucher_unblock(*, voucher_id: int, actor: Actor, reason: str) -> Voucher:
 @transaction.atomic
 def voucher_revoke(*, voucher_id: int, actor: Actor, reason: str) -> Voucher:
     """Revoke an AVAILABLE or BLOCKED voucher for good: it never becomes AVAILABLE again."""
+    return _voucher_act(
+        voucher_id=voucher_id,
+        actor=actor,
+        reason=reason,
+        from_statuses=REVOCABLE_STATUSES,
+        to=InventoryStatus.REVOKED,
+        verb="revoked",
+        action="voucher.revoke",
+    )
+
+
+def _voucher_act(
+    *,
+    voucher_id: int,
+    actor: Actor,
+    reason: str,
+    from_statuses: frozenset[InventoryStatus],
+    to: InventoryStatus,
+    verb: str,
+    action: str,
+) -> Voucher:
     reason = _reason(reason)
     voucher = _locked_voucher(voucher_id)
-    if voucher.status not in _REVOCABLE:
-        raise _refuse(voucher, "revoked")
+    if voucher.status not in from_statuses:
+        raise _refuse(voucher, verb)
     previous = voucher.status
-    _set_status(voucher, status=InventoryStatus.REVOKED, reason=reason)
+    _set_status(voucher, status=to, reason=reason)
     audit_record(
-        action="voucher.revoke",
+        action=action,
         actor=actor,
         voucher_id=voucher.pk,
         reason=reason,
@@ -148,7 +166,7 @@ def _locked_batch(batch_id: int) -> ImportBatch:
     batch = ImportBatch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
     if batch is None:
         raise NotFound("No import batch with that id.")
-    if batch.status not in (ImportBatchStatus.IMPORTED, ImportBatchStatus.QUARANTINED):
+    if batch.status not in STOCKED_BATCH_STATUSES:
         raise InventoryConflict(f"Batch {batch.pk} has no imported vouchers.")
     return batch
 
@@ -171,7 +189,7 @@ def batch_quarantine(*, batch_id: int, actor: Actor, reason: str) -> ImportBatch
         batch_id=batch_id,
         actor=actor,
         reason=reason,
-        from_statuses=_BLOCKABLE,
+        from_statuses=BLOCKABLE_STATUSES,
         to=InventoryStatus.BLOCKED,
         verb="Quarantined",
         action="batch.quarantine",
@@ -186,7 +204,7 @@ def batch_revoke(*, batch_id: int, actor: Actor, reason: str) -> ImportBatch:
         batch_id=batch_id,
         actor=actor,
         reason=reason,
-        from_statuses=_REVOCABLE,
+        from_statuses=REVOCABLE_STATUSES,
         to=InventoryStatus.REVOKED,
         verb="Revoked",
         action="batch.revoke",
