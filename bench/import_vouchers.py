@@ -84,7 +84,7 @@ def main() -> None:
     from orders.enums import DeliveryType, ProductKind
     from orders.models import Product, Vendor, Voucher
     from orders.services.actors import Actor
-    from orders.services.inventory import voucher_import_commit, voucher_import_validate
+    from orders.services.imports import voucher_import_commit, voucher_import_validate
 
     vendor, _ = Vendor.objects.get_or_create(code="bench", defaults={"name": "Bench vendor"})
     denominations = ["10.00", "25.00", "50.00", "100.00"]

@@ -130,7 +130,7 @@ def _available(product_id: int) -> int:
 def _stock_up(product_id: int, units: int) -> int:
     """At least `units` AVAILABLE vouchers; imports the shortfall. Returns units imported."""
     from orders.services.actors import Actor
-    from orders.services.inventory import voucher_import_commit, voucher_import_validate
+    from orders.services.imports import voucher_import_commit, voucher_import_validate
 
     missing = units - _available(product_id)
     if missing <= 0:

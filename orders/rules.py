@@ -211,6 +211,19 @@ def delivery_sub_statuses(speed: str) -> tuple[SubStatus, ...]:
     return VENDOR_SUB_STATUSES
 
 
+def is_expired(expires_at: datetime | None, *, now: datetime | None = None) -> bool:
+    """A voucher is expired from its expiry moment on (the complement of the
+    expiry half of `allocatable_q`); no expiry means it never expires."""
+    return expires_at is not None and expires_at <= (now or timezone.now())
+
+
+# Vouchers an inventory admin may take out of circulation: block an AVAILABLE
+# one, revoke an AVAILABLE or BLOCKED one. The other statuses belong to an order
+# (or are final).
+BLOCKABLE_STATUSES = frozenset({InventoryStatus.AVAILABLE})
+REVOCABLE_STATUSES = frozenset({InventoryStatus.AVAILABLE, InventoryStatus.BLOCKED})
+
+
 # --- Voucher imports ----------------------------------------------------------------
 
 
@@ -221,3 +234,13 @@ def batch_importable(batch: ScannedBatch) -> bool:
         and not batch.error_count
         and batch.row_count > 0
     )
+
+
+def file_importable(*, file_error: str, error_count: int, row_count: int) -> bool:
+    """A scanned import file may become a batch to import: readable, without a
+    row error, not empty."""
+    return not file_error and error_count == 0 and row_count > 0
+
+
+# Batches whose vouchers reached the stock: they may be quarantined or revoked.
+STOCKED_BATCH_STATUSES = frozenset({ImportBatchStatus.IMPORTED, ImportBatchStatus.QUARANTINED})

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command, execute_from_comm
 from orders.enums import ImportBatchStatus
 from orders.management.commands import import_vouchers
 from orders.models import ImportBatch, Voucher
-from orders.services.inventory import CSV_COLUMNS
+from orders.services.import_file import CSV_COLUMNS
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db

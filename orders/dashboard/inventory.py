@@ -40,6 +40,7 @@ from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
 from orders.enums import ImportBatchStatus, InventoryStatus
 from orders.errors import DomainError, NotFound
 from orders.models import ImportBatch, Product, Voucher
+from orders.services import imports as import_service
 from orders.services import inventory as inventory_service
 
 PAGE_SIZE = 50
@@ -161,7 +162,7 @@ def _discard_import_files(batch_id: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def _preview_data(preview: inventory_service.ImportPreview) -> dict[str, Any]:
+def _preview_data(preview: import_service.ImportPreview) -> dict[str, Any]:
     return {
         "row_count": preview.row_count,
         "valid_count": preview.valid_count,
@@ -211,7 +212,7 @@ def inventory_import(request: HtmxHttpRequest) -> HttpResponse:
     # newline="" as the csv module wants; utf-8-sig drops a spreadsheet's BOM.
     text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding="utf-8-sig", newline="")
     try:
-        preview = inventory_service.voucher_import_validate(
+        preview = import_service.voucher_import_validate(
             product_id=form.cleaned_data["product"].pk,
             stream=text,
             file_name=upload.name or "upload.csv",
@@ -274,7 +275,7 @@ def inventory_import_commit(request: HtmxHttpRequest, batch_id: int) -> HttpResp
     csv_path, _preview_path = _import_files(batch.pk)
     try:
         with csv_path.open(encoding="utf-8-sig", newline="") as stream:
-            imported = inventory_service.voucher_import_commit(
+            imported = import_service.voucher_import_commit(
                 batch_id=batch.pk, stream=stream, actor=_actor(request)
             )
     except FileNotFoundError:

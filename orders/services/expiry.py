@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from orders.enums import InventoryStatus
 from orders.models import Voucher
+from orders.rules import expired_stock_q
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
@@ -23,7 +24,7 @@ def vouchers_expire(*, actor: Actor, now: datetime | None = None, batch_size: in
         with transaction.atomic():
             ids = list(
                 Voucher.objects.select_for_update(skip_locked=True, no_key=True)
-                .filter(status=InventoryStatus.AVAILABLE, expires_at__lte=cutoff)
+                .filter(expired_stock_q(now=cutoff))
                 .order_by("expires_at", "id")
                 .values_list("pk", flat=True)[:batch_size]
             )

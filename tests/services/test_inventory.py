@@ -28,13 +28,12 @@ from orders.errors import (
 )
 from orders.models import AuditEvent, ImportBatch, Voucher
 from orders.selectors import allocatable_vouchers, expiring_vouchers, stock_overview
+from orders.services.import_file import CSV_COLUMNS
+from orders.services.imports import voucher_import_commit, voucher_import_validate
 from orders.services.inventory import (
-    CSV_COLUMNS,
     batch_quarantine,
     batch_revoke,
     voucher_block,
-    voucher_import_commit,
-    voucher_import_validate,
     voucher_revoke,
     voucher_unblock,
 )

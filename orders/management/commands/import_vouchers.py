@@ -12,13 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.errors import DomainError, VoucherImportRejected
 from orders.services.actors import Actor
-from orders.services.inventory import (
-    CSV_COLUMNS,
-    ImportPreview,
-    RowError,
-    voucher_import_commit,
-    voucher_import_validate,
-)
+from orders.services.import_file import CSV_COLUMNS, RowError
+from orders.services.imports import ImportPreview, voucher_import_commit, voucher_import_validate
 
 # Row errors printed by the command; the rest are counted.
 PRINTED_ERRORS = 20

@@ -1,0 +1,94 @@
+"""Admin of who may do what: clients and their API credentials, staff users and groups.
+
+Who holds which permission decides everything else: changes here are audited too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from orders.admin.base import AuditedAdmin, ReadOnlyInline, request_actor
+from orders.models import ApiCredential, Client, Wallet
+from orders.services.clients import credential_revoke
+
+
+class WalletInline(ReadOnlyInline):
+    model = Wallet
+    fields = ("currency", "balance", "updated_at")
+    readonly_fields = fields
+
+
+class ApiCredentialInline(ReadOnlyInline):
+    model = ApiCredential
+    fields = ("public_key", "mode", "label", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+
+
+@admin.register(Client)
+class ClientAdmin(AuditedAdmin):
+    list_display = ("name", "contact_email", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "contact_email")
+    readonly_fields = ("created_at",)
+    inlines = (WalletInline, ApiCredentialInline)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deactivate instead: wallets, orders and the ledger keep pointing at it.
+        return False
+
+
+@admin.register(ApiCredential)
+class ApiCredentialAdmin(AuditedAdmin):
+    """Issued by `create_client` (the secret is shown once there); revocable here."""
+
+    list_display = ("public_key", "client", "mode", "label", "created_at", "last_used_at", "state")
+    list_filter = ("mode", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("public_key", "label", "client__name")
+    list_select_related = ("client",)
+    fields = ("client", "public_key", "mode", "label", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("client", "public_key", "mode", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke",)
+
+    @admin.display(description="State")
+    def state(self, obj: ApiCredential) -> str:
+        return "revoked" if obj.revoked_at else "active"
+
+    @admin.action(description="Revoke selected credentials", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiCredential]) -> None:
+        actor = request_actor(request)
+        pending = list(queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True))
+        for credential_id in pending:
+            credential_revoke(credential_id=credential_id, actor=actor)
+        self.message_user(request, f"Revoked {len(pending)} credential(s).", messages.SUCCESS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Revoke instead: orders and the audit trail keep pointing at it.
+        return False
+
+
+# --- Staff accounts -------------------------------------------------------------
+# Django's own User and Group admins, replaced by audited ones.
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):  # type: ignore[misc]
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
