@@ -7,12 +7,10 @@ the page template; a request from htmx gets the partial, any other the page.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -25,7 +23,7 @@ from orders.dashboard.charts import orders_per_hour_chart, product_bar_chart
 from orders.dashboard.forms import ActionForm, AuditFilterForm, OrderFilterForm, RevealForm
 from orders.dashboard.permissions import permission_for
 from orders.enums import DeliveryEmailStatus, OrderStatus
-from orders.errors import DomainError, NotFound, ValidationFailed
+from orders.errors import DomainError, NotFound, RateLimited, ValidationFailed
 from orders.services import fulfilment
 from orders.services.actors import Actor
 from orders.services.notifications import RESENDABLE_STATUSES, delivery_email_queue
@@ -171,22 +169,6 @@ def voucher_masked(request: HtmxHttpRequest, voucher_id: int) -> HttpResponse:
     return redirect("dashboard:order_detail", order_id=context["order"].pk)
 
 
-def _reveal_budget_spent(user_id: int) -> int | None:
-    """Count one reveal for the user in this clock hour; the minutes until the next
-    hour when the limit is already reached, else None."""
-    window = int(time.time() // 3600)
-    key = f"dashboard:reveal-rate:{user_id}:{window}"
-    cache.add(key, 0, timeout=3700)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=3700)
-        used = 1
-    if used > settings.REVEAL_RATE_PER_HOUR:
-        return max(1, int(((window + 1) * 3600 - time.time()) // 60) + 1)
-    return None
-
-
 def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
     response["Pragma"] = "no-cache"
@@ -207,20 +189,17 @@ def voucher_reveal(request: HtmxHttpRequest, voucher_id: int) -> HttpResponse:
     context["reveal_form"] = form
     revealed: RevealedVoucher | None = None
     status = 200
+    retry_after: int | None = None
     if not form.is_valid():
         status = 422
-    elif (minutes := _reveal_budget_spent(request.user.pk or 0)) is not None:
-        form.add_error(
-            None,
-            f"You have reached the limit of {settings.REVEAL_RATE_PER_HOUR} reveals per hour. "
-            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin.",
-        )
-        status = 429
     else:
         try:
             revealed = reveal_service(
                 voucher_id=voucher_id, actor=_actor(request), reason=form.audit_reason
             )
+        except RateLimited as limited:
+            form.add_error(None, limited.message)
+            status, retry_after = 429, limited.retry_after
         except DomainError as error:
             form.add_error(None, error.message)
             status = 409
@@ -239,8 +218,8 @@ def voucher_reveal(request: HtmxHttpRequest, voucher_id: int) -> HttpResponse:
     else:
         template = "dashboard/voucher_reveal.html"
     response = render(request, template, context, status=status)
-    if status == 429:
-        response["Retry-After"] = "60"
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     if revealed is not None:
         response["HX-Trigger"] = "voucherRevealed"  # the audit trail reloads itself
     return _no_store(response)
