@@ -119,7 +119,7 @@ class Bench:
         from django.test import Client
         from django.test.utils import CaptureQueriesContext
 
-        from orders.dashboard.views import PAGE_SIZE
+        from orders.dashboard.support import PAGE_SIZE
         from orders.models import Order
         from orders.selectors import Cursor
 

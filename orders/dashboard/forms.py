@@ -14,13 +14,15 @@ from orders.dashboard.widgets import QuickSelect
 from orders.enums import DeliveryTime, OrderStatus, SubStatus
 from orders.errors import InvalidAmount
 from orders.models import Client, Product
-from orders.selectors import VENDOR_SUB_STATUSES, AuditFilters, OrderFilters
+from orders.rules import delivery_sub_statuses
+from orders.selectors import AuditFilters, OrderFilters
 from orders.services.wallets import money
 
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]
 
 
-def _start_of(day: date) -> datetime:
+def start_of_day(day: date) -> datetime:
+    """Midnight at the start of `day` in the current time zone: a date filter's bound."""
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
@@ -111,18 +113,12 @@ class OrderFilterForm(forms.Form):
         if start and end and start > end:
             self.add_error("placed_to", "“Placed to” must be on or after “Placed from”.")
         sub, speed = data.get("sub_status"), data.get("delivery_time")
-        if sub and speed and SubStatus(sub) not in self._delivery_sub_statuses(speed):
+        if sub and speed and SubStatus(sub) not in delivery_sub_statuses(speed):
             self.add_error(
                 "sub_status",
                 f"Sub-status {sub} never has delivery time {speed}; clear one of the two.",
             )
         return data
-
-    @staticmethod
-    def _delivery_sub_statuses(speed: str) -> tuple[SubStatus, ...]:
-        if speed == DeliveryTime.INSTANT:
-            return (SubStatus.INVENTORY_FULFILLED,)
-        return VENDOR_SUB_STATUSES
 
     def to_filters(self) -> OrderFilters:
         data = self.cleaned_data
@@ -130,15 +126,15 @@ class OrderFilterForm(forms.Form):
         if data.get("sub_status"):
             subs = (SubStatus(data["sub_status"]),)
         elif data.get("delivery_time"):
-            subs = self._delivery_sub_statuses(data["delivery_time"])
+            subs = delivery_sub_statuses(data["delivery_time"])
         start, end = data.get("placed_from"), data.get("placed_to")
         return OrderFilters(
             client_id=data["client"].pk if data.get("client") else None,
             statuses=tuple(OrderStatus(s) for s in data.get("status") or ()),
             sub_statuses=subs,
             product_id=data["product"].pk if data.get("product") else None,
-            placed_after=_start_of(start) if start else None,
-            placed_before=_start_of(end + timedelta(days=1)) if end else None,
+            placed_after=start_of_day(start) if start else None,
+            placed_before=start_of_day(end + timedelta(days=1)) if end else None,
             search=(data.get("q") or "").strip(),
         )
 
@@ -218,6 +214,6 @@ class AuditFilterForm(forms.Form):
             user_id=data["user"].pk if data.get("user") else None,
             action=data.get("action") or "",
             order_id=data.get("order"),
-            created_after=_start_of(start) if start else None,
-            created_before=_start_of(end + timedelta(days=1)) if end else None,
+            created_after=start_of_day(start) if start else None,
+            created_before=start_of_day(end + timedelta(days=1)) if end else None,
         )

@@ -1,6 +1,6 @@
 """Inventory pages of the dashboard: stock, CSV import, vouchers and import batches.
 
-The views follow `orders/dashboard/views.py`: read input into a form, call one
+The views follow `orders/dashboard/support.py`: read input into a form, call one
 service or selector, render the page or, for htmx, the partial it swaps. No
 page ever loads or shows a voucher secret: a card is "•••• 1234" from
 `card_last4`, and the queries here load no encrypted column.
@@ -34,17 +34,24 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import selectors
+from orders import rules, selectors
+from orders.dashboard.http import (
+    HtmxHttpRequest,
+    flash_outcome,
+    not_found_as_404,
+    page_or_partial,
+    request_actor,
+)
 from orders.dashboard.permissions import permission_for
-from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
-from orders.enums import ImportBatchStatus, InventoryStatus
-from orders.errors import DomainError, NotFound
+from orders.enums import InventoryStatus
+from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
 from orders.services import imports as import_service
 from orders.services import inventory as inventory_service
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+TOO_LARGE = "The file is larger than 20 MB; split it and import each part."
 STALE_IMPORT_SECONDS = 24 * 3600
 # Columns a voucher row shows; the encrypted ones are never loaded.
 _VOUCHER_COLUMNS = (
@@ -91,9 +98,7 @@ class ImportForm(forms.Form):
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
         if (upload.size or 0) > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(
-                "The file is larger than 20 MB; split it and import each part."
-            )
+            raise forms.ValidationError(TOO_LARGE)
         if not (upload.name or "").lower().endswith(".csv"):
             raise forms.ValidationError("Upload a .csv file.")
         return upload
@@ -162,6 +167,28 @@ def _discard_import_files(batch_id: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def _keep_import_files(upload: UploadedFile, preview: import_service.ImportPreview) -> None:
+    """Keep the validated file (only when it is valid) and its preview for the commit."""
+    _discard_stale_files()
+    csv_path, preview_path = _import_files(preview.batch_id)
+    if preview.is_valid:
+        upload.seek(0)
+        _private_write(csv_path, upload.chunks())
+    _private_write(preview_path, [json.dumps(_preview_data(preview)).encode()])
+
+
+def _read_preview(path: Path) -> dict[str, Any] | None:
+    """The preview kept next to the file, or None once it is gone."""
+    try:
+        preview: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    preview["denominations"] = [
+        (Decimal(value), count) for value, count in preview["denominations"]
+    ]
+    return preview
+
+
 def _preview_data(preview: import_service.ImportPreview) -> dict[str, Any]:
     return {
         "row_count": preview.row_count,
@@ -181,56 +208,56 @@ def _preview_data(preview: import_service.ImportPreview) -> dict[str, Any]:
 def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
     rows = selectors.stock_overview()
     context = {"rows": rows, "low": [row for row in rows if row.low_stock]}
-    return render(
-        request, _partial(request, "dashboard/inventory/stock.html", "stock-body"), context
-    )
+    template = page_or_partial(request, "dashboard/inventory/stock.html", "stock-body")
+    return render(request, template, context)
 
 
 # --- Import ---------------------------------------------------------------------
+
+
+def _import_form_page(
+    request: HtmxHttpRequest, form: ImportForm, *, status: int = 200, **extra: Any
+) -> HttpResponse:
+    template = page_or_partial(request, "dashboard/inventory/import.html", "import-form")
+    return render(request, template, {"form": form, **extra}, status=status)
+
+
+def _validate_upload(
+    request: HtmxHttpRequest, form: ImportForm
+) -> import_service.ImportPreview | None:
+    """Validate the uploaded file as it streams; None, with the refusal on the form,
+    when the service refuses the file."""
+    upload: UploadedFile = form.cleaned_data["file"]
+    # newline="" as the csv module wants; utf-8-sig drops a spreadsheet's BOM.
+    text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding="utf-8-sig", newline="")
+    try:
+        return import_service.voucher_import_validate(
+            product_id=form.cleaned_data["product"].pk,
+            stream=text,
+            file_name=upload.name or "upload.csv",
+            actor=request_actor(request),
+        )
+    except DomainError as error:
+        form.add_error(None, error.message)
+        return None
+    finally:
+        text.detach()
 
 
 @require_http_methods(["GET", "POST"])
 @permission_for("inventory_import")
 def inventory_import(request: HtmxHttpRequest) -> HttpResponse:
     """Upload a CSV and validate it; nothing is imported until the preview is confirmed."""
-    template = "dashboard/inventory/import.html"
     if request.method == "GET":
-        return render(request, _partial(request, template, "import-form"), {"form": ImportForm()})
+        return _import_form_page(request, ImportForm())
     # Refuse an oversized body before Django spools it to disk.
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_UPLOAD_BYTES + 64 * 1024:
-        context = {
-            "form": ImportForm(),
-            "upload_error": "The file is larger than 20 MB; split it and import each part.",
-        }
-        return render(request, _partial(request, template, "import-form"), context, status=413)
+        return _import_form_page(request, ImportForm(), status=413, upload_error=TOO_LARGE)
     form = ImportForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return render(
-            request, _partial(request, template, "import-form"), {"form": form}, status=422
-        )
-    upload: UploadedFile = form.cleaned_data["file"]
-    # newline="" as the csv module wants; utf-8-sig drops a spreadsheet's BOM.
-    text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding="utf-8-sig", newline="")
-    try:
-        preview = import_service.voucher_import_validate(
-            product_id=form.cleaned_data["product"].pk,
-            stream=text,
-            file_name=upload.name or "upload.csv",
-            actor=_actor(request),
-        )
-    except DomainError as error:
-        form.add_error(None, error.message)
-        return render(
-            request, _partial(request, template, "import-form"), {"form": form}, status=422
-        )
-    finally:
-        text.detach()
-    _discard_stale_files()
-    csv_path, preview_path = _import_files(preview.batch_id)
-    if preview.is_valid:
-        upload.seek(0)
-        _private_write(csv_path, upload.chunks())
-    _private_write(preview_path, [json.dumps(_preview_data(preview)).encode()])
+    preview = _validate_upload(request, form) if form.is_valid() else None
+    if preview is None:
+        return _import_form_page(request, form, status=422)
+    _keep_import_files(form.cleaned_data["file"], preview)
     return redirect("dashboard:inventory_import_preview", batch_id=preview.batch_id)
 
 
@@ -246,25 +273,24 @@ def _batch(batch_id: int) -> ImportBatch:
 def inventory_import_preview(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
     batch = _batch(batch_id)
     csv_path, preview_path = _import_files(batch.pk)
-    try:
-        preview = json.loads(preview_path.read_text())
-    except FileNotFoundError:
-        preview = None
-    else:
-        preview["denominations"] = [
-            (Decimal(value), count) for value, count in preview["denominations"]
-        ]
-    ready = (
-        batch.status == ImportBatchStatus.VALIDATING
-        and not batch.error_count
-        and batch.row_count > 0
-        and csv_path.exists()
-        and preview is not None
-    )
+    preview = _read_preview(preview_path)
+    # Importable, and the file and its preview are still here to import from.
+    ready = rules.batch_importable(batch) and csv_path.exists() and preview is not None
     context = {"batch": batch, "preview": preview, "ready": ready}
-    return render(
-        request, _partial(request, "dashboard/inventory/import_preview.html", "preview"), context
-    )
+    template = page_or_partial(request, "dashboard/inventory/import_preview.html", "preview")
+    return render(request, template, context)
+
+
+def _commit_kept_file(request: HtmxHttpRequest, batch: ImportBatch) -> ImportBatch:
+    """Import the file kept for the batch; FileNotFoundError once it is gone."""
+    csv_path, _preview_path = _import_files(batch.pk)
+    with (
+        csv_path.open(encoding="utf-8-sig", newline="") as stream,
+        not_found_as_404("No such import batch."),
+    ):
+        return import_service.voucher_import_commit(
+            batch_id=batch.pk, stream=stream, actor=request_actor(request)
+        )
 
 
 @require_POST
@@ -272,17 +298,11 @@ def inventory_import_preview(request: HtmxHttpRequest, batch_id: int) -> HttpRes
 def inventory_import_commit(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
     """Import the validated file kept for this batch: every row, or none."""
     batch = _batch(batch_id)
-    csv_path, _preview_path = _import_files(batch.pk)
     try:
-        with csv_path.open(encoding="utf-8-sig", newline="") as stream:
-            imported = import_service.voucher_import_commit(
-                batch_id=batch.pk, stream=stream, actor=_actor(request)
-            )
+        imported = _commit_kept_file(request, batch)
     except FileNotFoundError:
         messages.error(request, "The validated file is no longer here; upload it again.")
         return redirect("dashboard:inventory_import")
-    except NotFound:
-        raise Http404("No such import batch.") from None
     except DomainError as error:
         # The batch is now invalid (or never was importable): the file is of no more use.
         _discard_import_files(batch.pk)
@@ -333,7 +353,7 @@ def inventory_vouchers(request: HtmxHttpRequest) -> HttpResponse:
     if form.is_valid():
         rows, next_after = _voucher_page(form)
     context = {"form": form, "vouchers": rows, "next_after": next_after}
-    template = _partial(request, "dashboard/inventory/vouchers.html", "voucher-results")
+    template = page_or_partial(request, "dashboard/inventory/vouchers.html", "voucher-results")
     return render(request, template, context, status=200 if rows is not None else 400)
 
 
@@ -350,17 +370,14 @@ def inventory_voucher_action(
         request, partial(service, voucher_id=voucher_id), missing="No such voucher."
     )
     if not request.htmx:
-        if error:
-            messages.error(request, f"{label} voucher {voucher_id}: {error}")
-        else:
-            messages.success(request, f"{label} voucher {voucher_id}: done.")
+        flash_outcome(request, f"{label} voucher {voucher_id}", error=error, done="done.")
         return redirect("dashboard:inventory_vouchers")
     voucher = _voucher_rows().filter(pk=voucher_id).first()
     if voucher is None:
         raise Http404("No such voucher.")
     context = {"voucher": voucher, "row_error": error, "failed_action": action if error else ""}
-    status = 422 if not form.is_valid() else 409 if error else 200
-    return render(request, "dashboard/inventory/vouchers.html#voucher-row", context, status=status)
+    template = "dashboard/inventory/vouchers.html#voucher-row"
+    return render(request, template, context, status=_action_status(form, error))
 
 
 def _act_with_reason(
@@ -371,12 +388,16 @@ def _act_with_reason(
     if not form.is_valid():
         return form, "Give a reason to confirm."
     try:
-        service(actor=_actor(request), reason=form.cleaned_data["reason"])
-    except NotFound:
-        raise Http404(missing) from None
+        with not_found_as_404(missing):
+            service(actor=request_actor(request), reason=form.cleaned_data["reason"])
     except DomainError as refusal:
         return form, refusal.message
     return form, ""
+
+
+def _action_status(form: ReasonForm, error: str) -> int:
+    """422 without a reason, 409 when the service refused, else 200."""
+    return 422 if not form.is_valid() else 409 if error else 200
 
 
 # --- Batches --------------------------------------------------------------------
@@ -409,9 +430,8 @@ def inventory_batches(request: HtmxHttpRequest) -> HttpResponse:
     rows = list(qs.order_by("-id")[: PAGE_SIZE + 1])
     next_before = rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
     context = {"batches": rows[:PAGE_SIZE], "next_before": next_before}
-    return render(
-        request, _partial(request, "dashboard/inventory/batches.html", "batch-results"), context
-    )
+    template = page_or_partial(request, "dashboard/inventory/batches.html", "batch-results")
+    return render(request, template, context)
 
 
 @require_POST
@@ -425,14 +445,11 @@ def inventory_batch_action(request: HtmxHttpRequest, batch_id: int, action: str)
         request, partial(service, batch_id=batch_id), missing="No such import batch."
     )
     if not request.htmx:
-        if error:
-            messages.error(request, f"{label} {batch_id}: {error}")
-        else:
-            messages.success(request, f"{label} {batch_id}: done.")
+        flash_outcome(request, f"{label} {batch_id}", error=error, done="done.")
         return redirect("dashboard:inventory_batches")
     batch = _batch_rows().filter(pk=batch_id).first()
     if batch is None:
         raise Http404("No such import batch.")
     context = {"batch": batch, "row_error": error, "failed_action": action if error else ""}
-    status = 422 if not form.is_valid() else 409 if error else 200
-    return render(request, "dashboard/inventory/batches.html#batch-row", context, status=status)
+    template = "dashboard/inventory/batches.html#batch-row"
+    return render(request, template, context, status=_action_status(form, error))

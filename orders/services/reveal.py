@@ -2,25 +2,32 @@
 
 Decryption happens only for delivered vouchers of delivered (or partially
 delivered) orders, and every reveal writes an AuditEvent in the same
-transaction, from the dashboard and the API alike.
+transaction, from the dashboard and the API alike. A staff user reveals at most
+REVEAL_RATE_PER_HOUR vouchers per clock hour, counted in the shared cache.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from orders.crypto import Sealed, unseal
 from orders.enums import DeliveryType, InventoryStatus, OrderStatus
-from orders.errors import NotFound, VoucherNotRevealable
+from orders.errors import NotFound, RateLimited, VoucherNotRevealable
 from orders.models import Order, Voucher
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
 REVEALABLE_ORDER_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.PARTIALLY_DELIVERED})
 REVEALABLE_VOUCHER_STATUSES = frozenset({InventoryStatus.DELIVERED, InventoryStatus.COMPLETED})
+# A reveal refused by the hourly limit asks to try again in a minute; the message
+# names the real wait (up to the next clock hour).
+REVEAL_RETRY_AFTER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -65,9 +72,41 @@ def delivered_vouchers(*, order: Order) -> list[Voucher]:
     )
 
 
+def _reveal_budget_spent(user_id: int) -> int | None:
+    """Count one reveal for the user in this clock hour; the minutes until the next
+    hour when the limit is already reached, else None."""
+    window = int(time.time() // 3600)
+    # The key the dashboard counted under before the limit moved here: counts survive a deploy.
+    key = f"dashboard:reveal-rate:{user_id}:{window}"
+    cache.add(key, 0, timeout=3700)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=3700)
+        used = 1
+    if used > settings.REVEAL_RATE_PER_HOUR:
+        return max(1, int(((window + 1) * 3600 - time.time()) // 60) + 1)
+    return None
+
+
+def _check_reveal_budget(*, actor: Actor) -> None:
+    """A staff user reveals at most REVEAL_RATE_PER_HOUR vouchers per clock hour;
+    every attempt counts, and one over the limit is refused with RateLimited."""
+    minutes = _reveal_budget_spent(actor.user_id or 0)
+    if minutes is None:
+        return
+    raise RateLimited(
+        f"You have reached the limit of {settings.REVEAL_RATE_PER_HOUR} reveals per hour. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an admin.",
+        retry_after=REVEAL_RETRY_AFTER_SECONDS,
+    )
+
+
 @transaction.atomic
 def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVoucher:
-    """Decrypt one delivered voucher for a staff user; audited with the reason."""
+    """Decrypt one delivered voucher for a staff user, within the user's hourly
+    reveal limit; audited with the reason."""
+    _check_reveal_budget(actor=actor)
     voucher = Voucher.objects.select_related("order_item__order").filter(pk=voucher_id).first()
     item = getattr(voucher, "order_item", None) if voucher else None
     if voucher is None or item is None:

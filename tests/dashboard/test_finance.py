@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from orders.dashboard.finance import ORDER_COLUMNS
+from orders.dashboard.exports import ORDER_COLUMNS
 from orders.enums import OrderStatus, RefundStatus, WalletEntryKind
 from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletCreditRequest, WalletEntry
 from orders.services.actors import Actor

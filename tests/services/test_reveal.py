@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orders.enums import DeliveryType, InventoryStatus, ItemStatus, OrderStatus, SubStatus
-from orders.errors import NotFound, VoucherNotRevealable
+from orders.errors import NotFound, RateLimited, VoucherNotRevealable
 from orders.models import AuditEvent
 from orders.services.actors import Actor
 from orders.services.reveal import order_vouchers_reveal, voucher_reveal
@@ -72,6 +72,33 @@ def test_undelivered_voucher_cannot_be_revealed(system_actor):
     OrderItemFactory(order=order, position=1, voucher=allocated)
     with pytest.raises(VoucherNotRevealable):
         voucher_reveal(voucher_id=allocated.pk, actor=system_actor, reason="x")
+    assert not AuditEvent.objects.filter(action="voucher.reveal").exists()
+
+
+def test_each_staff_user_reveals_at_most_the_hourly_limit(system_actor, settings):
+    settings.REVEAL_RATE_PER_HOUR = 2
+    _order, vouchers = _delivered_order(system_actor)
+    agent = Actor.for_user(UserFactory(role="support"))
+    for _ in range(2):
+        voucher_reveal(voucher_id=vouchers[0].pk, actor=agent, reason="Customer support")
+    with pytest.raises(RateLimited) as refused:
+        voucher_reveal(voucher_id=vouchers[1].pk, actor=agent, reason="Customer support")
+    assert "limit of 2 reveals per hour" in refused.value.message
+    assert refused.value.retry_after == 60
+    assert AuditEvent.objects.filter(action="voucher.reveal").count() == 2
+    # The limit is per user: another agent still reveals.
+    other = Actor.for_user(UserFactory(role="support"))
+    assert voucher_reveal(voucher_id=vouchers[1].pk, actor=other, reason="Customer support")
+
+
+def test_a_refused_reveal_still_counts_against_the_limit(system_actor, settings):
+    settings.REVEAL_RATE_PER_HOUR = 1
+    _order, vouchers = _delivered_order(system_actor)
+    agent = Actor.for_user(UserFactory(role="support"))
+    with pytest.raises(NotFound):
+        voucher_reveal(voucher_id=vouchers[0].pk + 1000, actor=agent, reason="x")
+    with pytest.raises(RateLimited):
+        voucher_reveal(voucher_id=vouchers[0].pk, actor=agent, reason="x")
     assert not AuditEvent.objects.filter(action="voucher.reveal").exists()
 
 

@@ -1,0 +1,51 @@
+"""The pages no single workspace owns: the overview every staff role lands on,
+and the audit log (admins).
+
+Same shape as `support.py`: read input into a form, call one selector, render
+the page or, for htmx, the partial it swaps.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from orders import selectors
+from orders.dashboard.charts import orders_per_hour_chart, product_bar_chart
+from orders.dashboard.forms import AuditFilterForm
+from orders.dashboard.http import HtmxHttpRequest, page_or_partial
+from orders.dashboard.permissions import permission_for
+from orders.errors import ValidationFailed
+
+
+@require_GET
+@permission_for("overview")
+def overview(request: HtmxHttpRequest) -> HttpResponse:
+    stats = selectors.dashboard_overview()
+    context = {
+        "stats": stats,
+        "hourly_chart": orders_per_hour_chart(
+            stats.orders_per_hour, start=stats.since, end=stats.now
+        ),
+        "product_chart": product_bar_chart(stats.deliveries_by_product),
+    }
+    template = page_or_partial(request, "dashboard/overview.html", "overview-body")
+    return render(request, template, context)
+
+
+@require_GET
+@permission_for("audit_log")
+def audit_log(request: HtmxHttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET, actions=selectors.audit_actions())
+    page = None
+    if form.is_valid():
+        try:
+            page = selectors.audit_event_list(
+                filters=form.to_filters(), cursor=form.cleaned_data["cursor"] or None
+            )
+        except ValidationFailed as error:
+            form.add_error(None, error.message)
+    template = page_or_partial(request, "dashboard/audit_log.html", "audit-results")
+    status = 200 if page is not None else 400
+    return render(request, template, {"form": form, "page": page}, status=status)
