@@ -87,26 +87,21 @@ class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
 
     actions = ["unlock", "cleanup_expired_attempts"]
 
-    def _actor(self, request: HttpRequest) -> Actor:
-        return Actor.for_user(
-            request.user,
-            ip_address=request.META.get("REMOTE_ADDR") or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
-
     @admin.action(description="Unlock: clear the selected failed sign-ins", permissions=["delete"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
         cleared = login_attempts_clear(
-            attempt_ids=list(queryset.values_list("pk", flat=True)), actor=self._actor(request)
+            attempt_ids=list(queryset.values_list("pk", flat=True)),
+            actor=Actor.for_request(request),
         )
         self.message_user(request, f"Unlocked: {cleared} failed sign-in records cleared.")
 
     def delete_model(self, request: HttpRequest, obj: AccessAttempt) -> None:
-        login_attempts_clear(attempt_ids=[obj.pk], actor=self._actor(request))
+        login_attempts_clear(attempt_ids=[obj.pk], actor=Actor.for_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
         login_attempts_clear(
-            attempt_ids=list(queryset.values_list("pk", flat=True)), actor=self._actor(request)
+            attempt_ids=list(queryset.values_list("pk", flat=True)),
+            actor=Actor.for_request(request),
         )
 
 

@@ -14,8 +14,9 @@ from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from orders.admin.base import AuditedAdmin, ReadOnlyInline, request_actor
+from orders.admin.base import AuditedAdmin, ReadOnlyInline
 from orders.models import ApiCredential, Client, Wallet
+from orders.services.actors import Actor
 from orders.services.clients import credential_revoke
 
 
@@ -62,7 +63,7 @@ class ApiCredentialAdmin(AuditedAdmin):
 
     @admin.action(description="Revoke selected credentials", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiCredential]) -> None:
-        actor = request_actor(request)
+        actor = Actor.for_request(request)
         pending = list(queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True))
         for credential_id in pending:
             credential_revoke(credential_id=credential_id, actor=actor)

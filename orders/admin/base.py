@@ -54,14 +54,6 @@ def is_changelist(request: HttpRequest) -> bool:
     return url_name.endswith("_changelist")
 
 
-def request_actor(request: HttpRequest) -> Actor:
-    return Actor.for_user(
-        request.user,
-        ip_address=request.META.get("REMOTE_ADDR") or None,
-        user_agent=request.headers.get("User-Agent", ""),
-    )
-
-
 def _field_values(obj: Model, names: list[str]) -> dict[str, Any]:
     """The stored values of `names` (related ids for foreign keys, sorted ids for m2m)."""
     model = type(obj)
@@ -90,7 +82,7 @@ def _audit_actions(action: Any, name: str) -> Any:
             result = func(modeladmin, request, queryset)
             audit_record(
                 action="admin.action",
-                actor=request_actor(request),
+                actor=Actor.for_request(request),
                 data={
                     "model": modeladmin.model._meta.label_lower,
                     "action": name,
@@ -136,7 +128,7 @@ class AuditedAdmin(admin.ModelAdmin):
     def _audit(self, request: HttpRequest, action: str, obj: Any, **data: Any) -> None:
         audit_record(
             action=action,
-            actor=request_actor(request),
+            actor=Actor.for_request(request),
             voucher_id=obj.pk if isinstance(obj, Voucher) else None,
             data={
                 "model": obj._meta.label_lower,

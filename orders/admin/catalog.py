@@ -14,9 +14,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from orders.admin.base import AuditedAdmin, ReadOnlyAdmin, request_actor
+from orders.admin.base import AuditedAdmin, ReadOnlyAdmin
 from orders.errors import DomainError
 from orders.models import PriceChange, Product, Vendor
+from orders.services.actors import Actor
 from orders.services.catalog import (
     price_change_approve,
     price_change_reject,
@@ -66,10 +67,10 @@ class ProductAdmin(AuditedAdmin):
             saved = product_update(
                 product_id=obj.pk,
                 values={name: values[name] for name in form.changed_data if name in values},
-                actor=request_actor(request),
+                actor=Actor.for_request(request),
             )
         else:
-            saved = product_create(values=values, actor=request_actor(request))
+            saved = product_create(values=values, actor=Actor.for_request(request))
         obj.pk = saved.product.pk
         obj.refresh_from_db()
         change_request = saved.price_change
@@ -144,7 +145,7 @@ class PriceChangeAdmin(ReadOnlyAdmin):
     def _decide(
         self, request: HttpRequest, queryset: QuerySet[PriceChange], decide: Any, done: str
     ) -> None:
-        actor = request_actor(request)
+        actor = Actor.for_request(request)
         count = 0
         for change_id in queryset.order_by("id").values_list("pk", flat=True):
             try:

@@ -30,13 +30,13 @@ from orders.dashboard.http import (
     not_found_as_404,
     page_or_partial,
     query_without,
-    request_actor,
 )
 from orders.dashboard.permissions import PERMISSIONS, permission_for
 from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, ValidationFailed
 from orders.models import Client, RefundReview, WalletCreditRequest
 from orders.rules import CENT
+from orders.services.actors import Actor
 from orders.services.finance import refund_decide_many
 from orders.services.wallets import (
     CREDIT_DECISIONS,
@@ -243,7 +243,7 @@ def _decide_refunds(request: HtmxHttpRequest, form: RefundDecisionForm) -> None:
     """Apply the decision to every ticked order; one message per order."""
     outcomes = refund_decide_many(
         order_ids=form.cleaned_data["order"],
-        actor=request_actor(request),
+        actor=Actor.for_request(request),
         decision=form.cleaned_data["decision"],
         note=form.cleaned_data["note"],
     )
@@ -374,7 +374,7 @@ def _request_credit(
                 wallet_id=wallet_id,
                 kind=kind,
                 amount=form.cleaned_data["amount"],
-                actor=request_actor(request),
+                actor=Actor.for_request(request),
                 reason=form.cleaned_data["reason"],
             )
     except DomainError as refusal:
@@ -447,7 +447,7 @@ def _decide_credit(
     try:
         outcome = wallet_credit_decide(
             request_id=credit.pk,
-            actor=request_actor(request),
+            actor=Actor.for_request(request),
             decision=decision,
             note=form.cleaned_data["note"],
         )

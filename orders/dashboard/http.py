@@ -15,7 +15,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
 
 from orders.errors import NotFound
-from orders.services.actors import Actor
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -28,15 +27,6 @@ def page_or_partial(request: HtmxHttpRequest, template: str, partial: str) -> st
     if request.htmx and not request.htmx.history_restore_request:
         return f"{template}#{partial}"
     return template
-
-
-def request_actor(request: HttpRequest) -> Actor:
-    """The signed-in user, with the address and browser the request came from."""
-    return Actor.for_user(
-        request.user,
-        ip_address=request.META.get("REMOTE_ADDR") or None,
-        user_agent=request.headers.get("User-Agent", ""),
-    )
 
 
 @contextmanager

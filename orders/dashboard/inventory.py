@@ -40,7 +40,6 @@ from orders.dashboard.http import (
     flash_outcome,
     not_found_as_404,
     page_or_partial,
-    request_actor,
 )
 from orders.dashboard.permissions import permission_for
 from orders.enums import InventoryStatus
@@ -48,6 +47,7 @@ from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
 from orders.services import imports as import_service
 from orders.services import inventory as inventory_service
+from orders.services.actors import Actor
 
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -235,7 +235,7 @@ def _validate_upload(
             product_id=form.cleaned_data["product"].pk,
             stream=text,
             file_name=upload.name or "upload.csv",
-            actor=request_actor(request),
+            actor=Actor.for_request(request),
         )
     except DomainError as error:
         form.add_error(None, error.message)
@@ -289,7 +289,7 @@ def _commit_kept_file(request: HtmxHttpRequest, batch: ImportBatch) -> ImportBat
         not_found_as_404("No such import batch."),
     ):
         return import_service.voucher_import_commit(
-            batch_id=batch.pk, stream=stream, actor=request_actor(request)
+            batch_id=batch.pk, stream=stream, actor=Actor.for_request(request)
         )
 
 
@@ -389,7 +389,7 @@ def _act_with_reason(
         return form, "Give a reason to confirm."
     try:
         with not_found_as_404(missing):
-            service(actor=request_actor(request), reason=form.cleaned_data["reason"])
+            service(actor=Actor.for_request(request), reason=form.cleaned_data["reason"])
     except DomainError as refusal:
         return form, refusal.message
     return form, ""

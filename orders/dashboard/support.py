@@ -27,7 +27,6 @@ from orders.dashboard.http import (
     no_store,
     not_found_as_404,
     page_or_partial,
-    request_actor,
 )
 from orders.dashboard.permissions import permission_for
 from orders.enums import DeliveryEmailStatus, OrderStatus
@@ -144,7 +143,7 @@ def _attempt_reveal(request: HtmxHttpRequest, voucher_id: int, form: RevealForm)
         return RevealAttempt(revealed=None, status=422)
     try:
         revealed = reveal.voucher_reveal(
-            voucher_id=voucher_id, actor=request_actor(request), reason=form.audit_reason
+            voucher_id=voucher_id, actor=Actor.for_request(request), reason=form.audit_reason
         )
     except RateLimited as limited:
         form.add_error(None, limited.message)
@@ -228,7 +227,7 @@ def _attempt_action(
     try:
         with not_found_as_404("No such order."):
             outcome = _run_action(
-                action, order_id=order_id, actor=request_actor(request), reason=reason
+                action, order_id=order_id, actor=Actor.for_request(request), reason=reason
             )
     except DomainError as refusal:
         return refusal.message, "done."

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from orders.models import ApiCredential
+
+
+def request_origin(request: HttpRequest) -> dict[str, Any]:
+    """Where a request came from, as an actor records it: address and browser."""
+    return {
+        "ip_address": request.META.get("REMOTE_ADDR") or None,
+        "user_agent": request.headers.get("User-Agent", ""),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,11 @@ class Actor:
             ip_address=ip_address,
             user_agent=user_agent[:300],
         )
+
+    @classmethod
+    def for_request(cls, request: HttpRequest) -> Actor:
+        """The signed-in user of a staff request, with the address and browser it came from."""
+        return cls.for_user(request.user, **request_origin(request))
 
     @classmethod
     def for_credential(
