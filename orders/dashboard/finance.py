@@ -37,7 +37,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import selectors
+import orders.selectors.finance
+import orders.selectors.orders
+import orders.selectors.reconciliation
 from orders.dashboard.forms import MoneyField, OrderFilterForm, _start_of
 from orders.dashboard.permissions import PERMISSIONS, permission_for
 from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
@@ -88,9 +90,9 @@ class RefundQueueFilterForm(forms.Form):
             self.add_error("amount_max", "“Refund up to” must not be below “Refund from”.")
         return data
 
-    def to_filters(self) -> selectors.RefundQueueFilters:
+    def to_filters(self) -> orders.selectors.finance.RefundQueueFilters:
         data = self.cleaned_data
-        return selectors.RefundQueueFilters(
+        return orders.selectors.finance.RefundQueueFilters(
             client_id=data["client"].pk if data.get("client") else None,
             currency=(data.get("currency") or "").strip().upper(),
             older_than_days=data.get("older_than_days"),
@@ -145,10 +147,10 @@ class LedgerFilterForm(forms.Form):
             self.add_error("created_to", "“To” must be on or after “From”.")
         return data
 
-    def to_filters(self) -> selectors.LedgerFilters:
+    def to_filters(self) -> orders.selectors.finance.LedgerFilters:
         data = self.cleaned_data
         start, end = data.get("created_from"), data.get("created_to")
-        return selectors.LedgerFilters(
+        return orders.selectors.finance.LedgerFilters(
             kind=data.get("kind") or "",
             created_after=_start_of(start) if start else None,
             created_before=_start_of(end + timedelta(days=1)) if end else None,
@@ -200,7 +202,7 @@ def _queue_context(request: HtmxHttpRequest, query: Any) -> tuple[dict[str, Any]
     queue = None
     if form.is_valid():
         try:
-            queue = selectors.refund_queue(
+            queue = orders.selectors.finance.refund_queue(
                 filters=form.to_filters(),
                 cursor=form.cleaned_data["cursor"] or None,
                 limit=PAGE_SIZE,
@@ -268,7 +270,11 @@ def refund_decide(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @permission_for("wallet_list")
 def wallet_list(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "dashboard/finance/wallets.html", {"wallets": selectors.wallet_list()})
+    return render(
+        request,
+        "dashboard/finance/wallets.html",
+        {"wallets": orders.selectors.finance.wallet_list()},
+    )
 
 
 @dataclass(frozen=True)
@@ -310,14 +316,14 @@ def _wallet_context(
     adjust_form: AdjustmentForm | None = None,
 ) -> tuple[dict[str, Any], int]:
     try:
-        wallet = selectors.wallet_get(wallet_id=wallet_id)
+        wallet = orders.selectors.finance.wallet_get(wallet_id=wallet_id)
     except NotFound:
         raise Http404("No such wallet.") from None
     form = LedgerFilterForm(request.GET)
     page = None
     if form.is_valid():
         try:
-            page = selectors.wallet_entry_list(
+            page = orders.selectors.finance.wallet_entry_list(
                 wallet_id=wallet.pk,
                 filters=form.to_filters(),
                 cursor=form.cleaned_data["cursor"] or None,
@@ -325,7 +331,7 @@ def _wallet_context(
             )
         except ValidationFailed as error:
             form.add_error(None, error.message)
-    credits = selectors.credit_request_queue(wallet_id=wallet.pk)
+    credits = orders.selectors.finance.credit_request_queue(wallet_id=wallet.pk)
     context = {
         "wallet": wallet,
         "form": form,
@@ -403,7 +409,7 @@ def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse
 
 
 def _credit_queue_context(request: HtmxHttpRequest) -> dict[str, Any]:
-    queue = selectors.credit_request_queue()
+    queue = orders.selectors.finance.credit_request_queue()
     return {
         "credits": _credit_rows(request.user, queue.requests),
         "credit_total": queue.total,
@@ -424,7 +430,7 @@ def credit_decide(request: HtmxHttpRequest, request_id: int) -> HttpResponse:
     """Approve or reject one pending credit and say what happened; back to the page
     it was decided on (the queue or the wallet)."""
     try:
-        credit = selectors.credit_request_get(request_id=request_id)
+        credit = orders.selectors.finance.credit_request_get(request_id=request_id)
     except NotFound:
         raise Http404("No such credit request.") from None
     form = CreditDecisionForm(request.POST)
@@ -494,13 +500,13 @@ def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
     days = 30
     if form.is_valid():
         days = form.cleaned_data["days"] or 30
-        rows = selectors.reconciliation(days=days)
+        rows = orders.selectors.reconciliation.reconciliation(days=days)
     context = {
         "form": form,
         "days": days,
         "rows": rows,
         "mismatches": ledger_mismatches(),
-        "wallet_count": selectors.wallet_count(),
+        "wallet_count": orders.selectors.finance.wallet_count(),
     }
     template = _partial(request, "dashboard/finance/reconciliation.html", "recon-results")
     return render(request, template, context, status=200 if rows is not None else 400)
@@ -688,7 +694,7 @@ def export_orders(request: HtmxHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
-    qs = selectors.order_queryset(filters=form.to_filters())
+    qs = orders.selectors.orders.order_queryset(filters=form.to_filters())
     order = ("-placed_at", "-id") if form.newest_first else ("placed_at", "id")
     rows = _export_rows(qs.order_by(*order), ORDER_FIELDS)
     return _csv_response("orders.csv", ORDER_COLUMNS, rows)
@@ -704,7 +710,7 @@ def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
     form = RefundQueueFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
-    qs = selectors.refund_queue_queryset(filters=form.to_filters())
+    qs = orders.selectors.finance.refund_queue_queryset(filters=form.to_filters())
     fields = [*ORDER_FIELDS, *REFUND_REVIEW_FIELDS]
     return _csv_response(
         "refunds.csv", [*ORDER_COLUMNS, *REFUND_REVIEW_FIELDS], _export_rows(qs, fields)
@@ -730,12 +736,14 @@ LEDGER_FIELDS = [field for _column, field in LEDGER_EXPORT]
 def export_ledger(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     """One wallet's ledger (newest first) under the page's filters as CSV."""
     try:
-        wallet = selectors.wallet_get(wallet_id=wallet_id)
+        wallet = orders.selectors.finance.wallet_get(wallet_id=wallet_id)
     except NotFound:
         raise Http404("No such wallet.") from None
     form = LedgerFilterForm(request.GET)
     if not form.is_valid():
         return HttpResponse("The filters could not be used.", status=400, content_type="text/plain")
-    qs = selectors.wallet_entries_queryset(wallet_id=wallet.pk, filters=form.to_filters())
+    qs = orders.selectors.finance.wallet_entries_queryset(
+        wallet_id=wallet.pk, filters=form.to_filters()
+    )
     rows = _export_rows(qs, LEDGER_FIELDS)
     return _csv_response(f"wallet-{wallet.pk}-{wallet.currency}-ledger.csv", LEDGER_COLUMNS, rows)

@@ -14,7 +14,9 @@ from orders.dashboard.widgets import QuickSelect
 from orders.enums import DeliveryTime, OrderStatus, SubStatus
 from orders.errors import InvalidAmount
 from orders.models import Client, Product
-from orders.selectors import VENDOR_SUB_STATUSES, AuditFilters, OrderFilters
+from orders.rules import VENDOR_SUB_STATUSES
+from orders.selectors.audit import AuditFilters
+from orders.selectors.orders import OrderFilters
 from orders.services.wallets import money
 
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]

@@ -34,7 +34,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import selectors
+import orders.selectors.inventory
 from orders.dashboard.permissions import permission_for
 from orders.dashboard.views import HtmxHttpRequest, _actor, _partial
 from orders.enums import ImportBatchStatus, InventoryStatus
@@ -178,7 +178,7 @@ def _preview_data(preview: inventory_service.ImportPreview) -> dict[str, Any]:
 @require_GET
 @permission_for("inventory_stock")
 def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
-    rows = selectors.stock_overview()
+    rows = orders.selectors.inventory.stock_overview()
     context = {"rows": rows, "low": [row for row in rows if row.low_stock]}
     return render(
         request, _partial(request, "dashboard/inventory/stock.html", "stock-body"), context
@@ -305,7 +305,9 @@ def _voucher_page(form: VoucherFilterForm) -> tuple[list[Voucher], int | None]:
     """One page by keyset on id (ascending) and the id the next page starts after."""
     data = form.cleaned_data
     if data.get("expiring_within") is not None:
-        ids = selectors.expiring_vouchers(within_days=data["expiring_within"]).values("id")
+        ids = orders.selectors.inventory.expiring_vouchers(
+            within_days=data["expiring_within"]
+        ).values("id")
         qs = _voucher_rows().filter(pk__in=ids)
     else:
         qs = _voucher_rows()

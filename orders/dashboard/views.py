@@ -20,7 +20,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from orders import selectors
+import orders.selectors.audit
+import orders.selectors.inventory
+import orders.selectors.orders
+import orders.selectors.overview
 from orders.dashboard.charts import orders_per_hour_chart, product_bar_chart
 from orders.dashboard.forms import ActionForm, AuditFilterForm, OrderFilterForm, RevealForm
 from orders.dashboard.permissions import permission_for
@@ -67,7 +70,7 @@ def _actor(request: HttpRequest) -> Actor:
 @require_GET
 @permission_for("overview")
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    stats = selectors.dashboard_overview()
+    stats = orders.selectors.overview.dashboard_overview()
     context = {
         "stats": stats,
         "hourly_chart": orders_per_hour_chart(
@@ -88,7 +91,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
     page = None
     if form.is_valid():
         try:
-            page = selectors.order_list(
+            page = orders.selectors.orders.order_list(
                 filters=form.to_filters(),
                 cursor=form.cleaned_data["cursor"] or None,
                 limit=PAGE_SIZE,
@@ -105,7 +108,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
 @permission_for("order_row")
 def order_row(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
     try:
-        order = selectors.order_row_get(order_id=order_id)
+        order = orders.selectors.orders.order_row_get(order_id=order_id)
     except NotFound:
         raise Http404("No such order.") from None
     return render(request, "dashboard/order_list.html#order-row", {"order": order})
@@ -113,7 +116,7 @@ def order_row(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
 
 def _detail_context(order_id: int) -> dict[str, Any]:
     try:
-        detail = selectors.order_detail(order_id=order_id)
+        detail = orders.selectors.orders.order_detail(order_id=order_id)
     except NotFound:
         raise Http404("No such order.") from None
     order = detail.order
@@ -148,7 +151,7 @@ def order_detail(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
 
 def _voucher_context(voucher_id: int) -> dict[str, Any]:
     try:
-        voucher = selectors.dashboard_voucher_get(voucher_id=voucher_id)
+        voucher = orders.selectors.inventory.dashboard_voucher_get(voucher_id=voucher_id)
     except NotFound:
         raise Http404("No such voucher.") from None
     order = voucher.order_item.order
@@ -328,11 +331,11 @@ def order_resend(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
 @require_GET
 @permission_for("audit_log")
 def audit_log(request: HtmxHttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET, actions=selectors.audit_actions())
+    form = AuditFilterForm(request.GET, actions=orders.selectors.audit.audit_actions())
     page = None
     if form.is_valid():
         try:
-            page = selectors.audit_event_list(
+            page = orders.selectors.audit.audit_event_list(
                 filters=form.to_filters(), cursor=form.cleaned_data["cursor"] or None
             )
         except ValidationFailed as error:
