@@ -121,7 +121,7 @@ class Bench:
 
         from orders.dashboard.support import PAGE_SIZE
         from orders.models import Order
-        from orders.selectors import Cursor
+        from orders.selectors.paging import Cursor
 
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
         user, _ = get_user_model().objects.get_or_create(

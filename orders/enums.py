@@ -70,20 +70,6 @@ class OrderStatus(SpecChoices):
     CANCELLED = "CANCELLED", "Cancelled"
     FAILED = "FAILED", "Failed"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset(
-    {
-        OrderStatus.DELIVERED,
-        OrderStatus.PARTIALLY_DELIVERED,
-        OrderStatus.CANCELLED,
-        OrderStatus.FAILED,
-    }
-)
-
 
 class SubStatus(SpecChoices):
     INITIAL = "INITIAL", "Initial"

@@ -77,6 +77,12 @@ def money_text(value: Decimal) -> str:
     return str(Decimal(value).quantize(CENT))
 
 
+def summed_cents(total: object) -> Decimal:
+    """A database SUM of amounts, in cents: NULL (nothing summed) is zero, and
+    SQLite sums decimals as floats, so the total is rounded to the cent."""
+    return cents(Decimal(str(total or 0)))
+
+
 # --- Reference codes ------------------------------------------------------------
 
 # A client's own reference for an order: unique per client, 1-100 characters.

@@ -21,7 +21,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import selectors
 from orders.dashboard.exports import LEDGER_EXPORT, ORDER_EXPORT, REFUND_EXPORT, csv_export
 from orders.dashboard.forms import MoneyField, OrderFilterForm, start_of_day
 from orders.dashboard.http import (
@@ -36,6 +35,9 @@ from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, ValidationFailed
 from orders.models import Client, RefundReview, WalletCreditRequest
 from orders.rules import CENT
+from orders.selectors import finance as finance_selectors
+from orders.selectors import orders as order_selectors
+from orders.selectors import reconciliation as reconciliation_selectors
 from orders.services.actors import Actor
 from orders.services.finance import refund_decide_many
 from orders.services.wallets import (
@@ -82,9 +84,9 @@ class RefundQueueFilterForm(forms.Form):
             self.add_error("amount_max", "“Refund up to” must not be below “Refund from”.")
         return data
 
-    def to_filters(self) -> selectors.RefundQueueFilters:
+    def to_filters(self) -> finance_selectors.RefundQueueFilters:
         data = self.cleaned_data
-        return selectors.RefundQueueFilters(
+        return finance_selectors.RefundQueueFilters(
             client_id=data["client"].pk if data.get("client") else None,
             currency=(data.get("currency") or "").strip().upper(),
             older_than_days=data.get("older_than_days"),
@@ -139,10 +141,10 @@ class LedgerFilterForm(forms.Form):
             self.add_error("created_to", "“To” must be on or after “From”.")
         return data
 
-    def to_filters(self) -> selectors.LedgerFilters:
+    def to_filters(self) -> finance_selectors.LedgerFilters:
         data = self.cleaned_data
         start, end = data.get("created_from"), data.get("created_to")
-        return selectors.LedgerFilters(
+        return finance_selectors.LedgerFilters(
             kind=data.get("kind") or "",
             created_after=start_of_day(start) if start else None,
             created_before=start_of_day(end + timedelta(days=1)) if end else None,
@@ -215,7 +217,7 @@ def _queue_context(query: QueryDict) -> tuple[dict[str, Any], int]:
     queue = None
     if form.is_valid():
         try:
-            queue = selectors.refund_queue(
+            queue = finance_selectors.refund_queue(
                 filters=form.to_filters(),
                 cursor=form.cleaned_data["cursor"] or None,
                 limit=PAGE_SIZE,
@@ -277,7 +279,9 @@ def refund_decide(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @permission_for("wallet_list")
 def wallet_list(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "dashboard/finance/wallets.html", {"wallets": selectors.wallet_list()})
+    return render(
+        request, "dashboard/finance/wallets.html", {"wallets": finance_selectors.wallet_list()}
+    )
 
 
 @dataclass(frozen=True)
@@ -311,12 +315,12 @@ def _credit_rows(user: Any, requests: list[WalletCreditRequest]) -> list[CreditR
     ]
 
 
-def _ledger_page(wallet_id: int, form: LedgerFilterForm) -> selectors.LedgerPage | None:
+def _ledger_page(wallet_id: int, form: LedgerFilterForm) -> finance_selectors.LedgerPage | None:
     """One page of the wallet's ledger under the form's filters; None when they are unusable."""
     if not form.is_valid():
         return None
     try:
-        return selectors.wallet_entry_list(
+        return finance_selectors.wallet_entry_list(
             wallet_id=wallet_id,
             filters=form.to_filters(),
             cursor=form.cleaned_data["cursor"] or None,
@@ -335,10 +339,10 @@ def _wallet_context(
 ) -> tuple[dict[str, Any], int]:
     """The wallet page; `money_form`, a rejected top-up or adjustment, is shown again."""
     with not_found_as_404("No such wallet."):
-        wallet = selectors.wallet_get(wallet_id=wallet_id)
+        wallet = finance_selectors.wallet_get(wallet_id=wallet_id)
     form = LedgerFilterForm(request.GET)
     page = _ledger_page(wallet.pk, form)
-    credits = selectors.credit_request_queue(wallet_id=wallet.pk)
+    credits = finance_selectors.credit_request_queue(wallet_id=wallet.pk)
     context = {
         "wallet": wallet,
         "form": form,
@@ -417,7 +421,7 @@ def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse
 
 
 def _credit_queue_context(request: HtmxHttpRequest) -> dict[str, Any]:
-    queue = selectors.credit_request_queue()
+    queue = finance_selectors.credit_request_queue()
     return {
         "credits": _credit_rows(request.user, queue.requests),
         "credit_total": queue.total,
@@ -463,7 +467,7 @@ def credit_decide(request: HtmxHttpRequest, request_id: int) -> HttpResponse:
     """Approve or reject one pending credit and say what happened; back to the page
     it was decided on (the queue or the wallet)."""
     with not_found_as_404("No such credit request."):
-        credit = selectors.credit_request_get(request_id=request_id)
+        credit = finance_selectors.credit_request_get(request_id=request_id)
     form = CreditDecisionForm(request.POST)
     if form.is_valid():
         _decide_credit(request, credit, form)
@@ -496,13 +500,13 @@ def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
     days = 30
     if form.is_valid():
         days = form.cleaned_data["days"] or 30
-        rows = selectors.reconciliation(days=days)
+        rows = reconciliation_selectors.reconciliation(days=days)
     context = {
         "form": form,
         "days": days,
         "rows": rows,
         "mismatches": ledger_mismatches(),
-        "wallet_count": selectors.wallet_count(),
+        "wallet_count": finance_selectors.wallet_count(),
     }
     template = page_or_partial(request, "dashboard/finance/reconciliation.html", "recon-results")
     return render(request, template, context, status=200 if rows is not None else 400)
@@ -522,7 +526,7 @@ def export_orders(request: HtmxHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET)
     if not form.is_valid():
         return _unusable_filters()
-    qs = selectors.order_queryset(filters=form.to_filters())
+    qs = order_selectors.order_queryset(filters=form.to_filters())
     order = ("-placed_at", "-id") if form.newest_first else ("placed_at", "id")
     return csv_export("orders.csv", ORDER_EXPORT, qs.order_by(*order))
 
@@ -534,7 +538,7 @@ def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
     form = RefundQueueFilterForm(request.GET)
     if not form.is_valid():
         return _unusable_filters()
-    qs = selectors.refund_queue_queryset(filters=form.to_filters())
+    qs = finance_selectors.refund_queue_queryset(filters=form.to_filters())
     return csv_export("refunds.csv", REFUND_EXPORT, qs)
 
 
@@ -543,9 +547,9 @@ def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
 def export_ledger(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     """One wallet's ledger (newest first) under the page's filters as CSV."""
     with not_found_as_404("No such wallet."):
-        wallet = selectors.wallet_get(wallet_id=wallet_id)
+        wallet = finance_selectors.wallet_get(wallet_id=wallet_id)
     form = LedgerFilterForm(request.GET)
     if not form.is_valid():
         return _unusable_filters()
-    qs = selectors.wallet_entries_queryset(wallet_id=wallet.pk, filters=form.to_filters())
+    qs = finance_selectors.wallet_entries_queryset(wallet_id=wallet.pk, filters=form.to_filters())
     return csv_export(f"wallet-{wallet.pk}-{wallet.currency}-ledger.csv", LEDGER_EXPORT, qs)

@@ -15,7 +15,8 @@ from orders.enums import DeliveryTime, OrderStatus, SubStatus
 from orders.errors import InvalidAmount
 from orders.models import Client, Product
 from orders.rules import delivery_sub_statuses
-from orders.selectors import AuditFilters, OrderFilters
+from orders.selectors.audit import AuditFilters
+from orders.selectors.orders import OrderFilters
 from orders.services.wallets import money
 
 SORT_CHOICES = [("newest", "Newest first"), ("oldest", "Oldest first")]

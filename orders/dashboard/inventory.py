@@ -34,7 +34,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from orders import rules, selectors
+from orders import rules
 from orders.dashboard.http import (
     HtmxHttpRequest,
     flash_outcome,
@@ -45,6 +45,7 @@ from orders.dashboard.permissions import permission_for
 from orders.enums import InventoryStatus
 from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
+from orders.selectors import inventory as inventory_selectors
 from orders.services import imports as import_service
 from orders.services import inventory as inventory_service
 from orders.services.actors import Actor
@@ -206,7 +207,7 @@ def _preview_data(preview: import_service.ImportPreview) -> dict[str, Any]:
 @require_GET
 @permission_for("inventory_stock")
 def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
-    rows = selectors.stock_overview()
+    rows = inventory_selectors.stock_overview()
     context = {"rows": rows, "low": [row for row in rows if row.low_stock]}
     template = page_or_partial(request, "dashboard/inventory/stock.html", "stock-body")
     return render(request, template, context)
@@ -326,7 +327,9 @@ def _voucher_page(form: VoucherFilterForm) -> tuple[list[Voucher], int | None]:
     """One page by keyset on id (ascending) and the id the next page starts after."""
     data = form.cleaned_data
     if data.get("expiring_within") is not None:
-        ids = selectors.expiring_vouchers(within_days=data["expiring_within"]).values("id")
+        ids = inventory_selectors.expiring_vouchers(within_days=data["expiring_within"]).values(
+            "id"
+        )
         qs = _voucher_rows().filter(pk__in=ids)
     else:
         qs = _voucher_rows()

@@ -11,18 +11,19 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from orders import selectors
 from orders.dashboard.charts import orders_per_hour_chart, product_bar_chart
 from orders.dashboard.forms import AuditFilterForm
 from orders.dashboard.http import HtmxHttpRequest, page_or_partial
 from orders.dashboard.permissions import permission_for
 from orders.errors import ValidationFailed
+from orders.selectors import audit as audit_selectors
+from orders.selectors import overview as overview_selectors
 
 
 @require_GET
 @permission_for("overview")
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    stats = selectors.dashboard_overview()
+    stats = overview_selectors.dashboard_overview()
     context = {
         "stats": stats,
         "hourly_chart": orders_per_hour_chart(
@@ -37,11 +38,11 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @permission_for("audit_log")
 def audit_log(request: HtmxHttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET, actions=selectors.audit_actions())
+    form = AuditFilterForm(request.GET, actions=audit_selectors.audit_actions())
     page = None
     if form.is_valid():
         try:
-            page = selectors.audit_event_list(
+            page = audit_selectors.audit_event_list(
                 filters=form.to_filters(), cursor=form.cleaned_data["cursor"] or None
             )
         except ValidationFailed as error:

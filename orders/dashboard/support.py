@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from orders import rules, selectors
+from orders import rules
 from orders.dashboard.forms import ActionForm, OrderFilterForm, RevealForm
 from orders.dashboard.http import (
     HtmxHttpRequest,
@@ -31,6 +31,8 @@ from orders.dashboard.http import (
 from orders.dashboard.permissions import permission_for
 from orders.enums import DeliveryEmailStatus, OrderStatus
 from orders.errors import DomainError, RateLimited, ValidationFailed
+from orders.selectors import inventory as inventory_selectors
+from orders.selectors import orders as order_selectors
 from orders.services import fulfilment, reveal
 from orders.services.actors import Actor
 from orders.services.notifications import RESENDABLE_STATUSES, delivery_email_queue
@@ -49,7 +51,7 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
     page = None
     if form.is_valid():
         try:
-            page = selectors.order_list(
+            page = order_selectors.order_list(
                 filters=form.to_filters(),
                 cursor=form.cleaned_data["cursor"] or None,
                 limit=PAGE_SIZE,
@@ -66,13 +68,13 @@ def order_list(request: HtmxHttpRequest) -> HttpResponse:
 @permission_for("order_row")
 def order_row(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
     with not_found_as_404("No such order."):
-        order = selectors.order_row_get(order_id=order_id)
+        order = order_selectors.order_row_get(order_id=order_id)
     return render(request, "dashboard/order_list.html#order-row", {"order": order})
 
 
 def _detail_context(order_id: int) -> dict[str, Any]:
     with not_found_as_404("No such order."):
-        detail = selectors.order_detail(order_id=order_id)
+        detail = order_selectors.order_detail(order_id=order_id)
     order = detail.order
     return {
         "detail": detail,
@@ -106,7 +108,7 @@ def order_detail(request: HtmxHttpRequest, order_id: int) -> HttpResponse:
 
 def _voucher_context(voucher_id: int) -> dict[str, Any]:
     with not_found_as_404("No such voucher."):
-        voucher = selectors.dashboard_voucher_get(voucher_id=voucher_id)
+        voucher = inventory_selectors.dashboard_voucher_get(voucher_id=voucher_id)
     order = voucher.order_item.order
     return {
         "voucher": voucher,

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from orders import rules
 from orders.enums import (
     DeliveryType,
     ItemStatus,
@@ -143,7 +144,7 @@ class Order(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        return OrderStatus(self.status).is_terminal
+        return rules.is_terminal(self.status)
 
 
 class OrderItem(models.Model):

@@ -46,7 +46,7 @@ from orders.enums import (
 )
 from orders.errors import OrderNotCancellable, OrderNotRetryable, ValidationFailed
 from orders.models import Order, OrderItem, Voucher
-from orders.selectors import allocatable_vouchers
+from orders.selectors.inventory import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.backoff import backoff_seconds

@@ -22,7 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from orders.enums import DeliveryTime
 from orders.errors import ValidationFailed
 from orders.models import Client, Product, Wallet
-from orders.selectors import available_stock
+from orders.selectors.inventory import available_stock
 from orders.services.wallets import money
 
 CENT = Decimal("0.01")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from orders.selectors import CURSOR_PATTERN
+from orders.selectors.paging import CURSOR_PATTERN
 from tests.api.conftest import order_body
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orders.dashboard.charts import product_bar_chart
 from orders.enums import InventoryStatus, OrderStatus, RefundStatus, SubStatus
-from orders.selectors import dashboard_overview
+from orders.selectors.overview import dashboard_overview
 from tests.factories import OrderFactory, ProductFactory, VoucherFactory
 
 pytestmark = pytest.mark.django_db

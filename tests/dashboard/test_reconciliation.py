@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from orders.enums import OrderStatus, SubStatus
 from orders.models import Order, Product, Wallet
-from orders.selectors import ReconRow, reconciliation
+from orders.selectors.reconciliation import ReconRow, reconciliation
 from orders.services.actors import Actor
 from orders.services.clients import client_create
 from orders.services.placing import Customer, order_create

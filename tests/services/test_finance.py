@@ -15,7 +15,7 @@ from django.utils import timezone
 from orders.enums import OrderStatus, RefundStatus, SubStatus, WalletEntryKind
 from orders.errors import RefundNotDue, ValidationFailed
 from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletEntry
-from orders.selectors import RefundQueueFilters, refund_queue
+from orders.selectors.finance import RefundQueueFilters, refund_queue
 from orders.services.actors import Actor
 from orders.services.clients import client_create
 from orders.services.finance import RefundAlreadyApproved, refund_decide, refund_decide_many

@@ -27,7 +27,7 @@ from orders.errors import (
     VoucherImportRejected,
 )
 from orders.models import AuditEvent, ImportBatch, Voucher
-from orders.selectors import allocatable_vouchers, expiring_vouchers, stock_overview
+from orders.selectors.inventory import allocatable_vouchers, expiring_vouchers, stock_overview
 from orders.services.import_file import CSV_COLUMNS
 from orders.services.imports import voucher_import_commit, voucher_import_validate
 from orders.services.inventory import (

@@ -29,13 +29,9 @@ from orders.api.schemas import (
 from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed, NotFound, ValidationFailed
 from orders.models import Order
-from orders.selectors import (
-    CURSOR_PATTERN,
-    OrderFilters,
-    available_stock,
-    order_for_client,
-    order_list,
-)
+from orders.selectors.inventory import available_stock
+from orders.selectors.orders import OrderFilters, order_for_client, order_list
+from orders.selectors.paging import CURSOR_PATTERN
 from orders.services.placing import Customer, order_create
 from orders.services.reveal import RevealedVoucher, order_vouchers_reveal
 

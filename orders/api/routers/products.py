@@ -20,7 +20,7 @@ from orders.api.schemas import (
 from orders.enums import DeliveryTime
 from orders.errors import NotFound
 from orders.models import Product
-from orders.selectors import active_products, available_stock, stock_by_denomination
+from orders.selectors.inventory import active_products, available_stock, stock_by_denomination
 from orders.services.pricing import denomination_check, quantity_check
 
 router = Router(tags=["Products"])

@@ -8,7 +8,8 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from orders.api.schemas import ErrorOut, LedgerPageOut, WalletListOut, money_text, rfc3339
-from orders.selectors import CURSOR_PATTERN, wallet_ledger, wallets_of_client
+from orders.selectors.finance import wallet_ledger, wallets_of_client
+from orders.selectors.paging import CURSOR_PATTERN
 
 router = Router(tags=["Wallet"])
 

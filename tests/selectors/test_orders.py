@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.errors import ValidationFailed
-from orders.selectors import OrderFilters, order_list
+from orders.selectors.orders import OrderFilters, order_list
 from tests.factories import ClientFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db

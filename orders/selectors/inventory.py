@@ -1,0 +1,202 @@
+"""Stock reads of the inventory workspace, fulfilment and the API: what can be
+allocated, stock per product and denomination, low stock and expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
+
+from orders.enums import InventoryStatus
+from orders.errors import NotFound, ValidationFailed
+from orders.models import Product, Voucher
+from orders.rules import allocatable_q, expired_stock_q, holds_stock, is_low_stock
+
+# The encrypted columns a list never needs to load.
+_SECRET_COLUMNS = ("card_number", "pin_code", "voucher_reference_number", "claim_url")
+
+
+def allocatable_vouchers(*, product_id: int, denomination: Decimal) -> QuerySet[Voucher]:
+    """AVAILABLE, unexpired units of one product and denomination, earliest expiry first."""
+    return Voucher.objects.filter(
+        allocatable_q(), product_id=product_id, denomination=denomination
+    ).order_by("expires_at", "id")
+
+
+def available_stock(*, product_id: int, denomination: Decimal) -> int:
+    """How many units inventory can deliver now."""
+    return allocatable_vouchers(product_id=product_id, denomination=denomination).count()
+
+
+def stock_by_denomination(*, product_ids: Sequence[int]) -> dict[int, dict[Decimal, int]]:
+    """Allocatable units per product and denomination, in one aggregate query."""
+    rows = (
+        Voucher.objects.filter(allocatable_q(), product_id__in=list(product_ids))
+        .values("product_id", "denomination")
+        .annotate(units=Count("id"))
+        .order_by()
+    )
+    stock: dict[int, dict[Decimal, int]] = {}
+    for row in rows:
+        stock.setdefault(row["product_id"], {})[Decimal(row["denomination"])] = row["units"]
+    return stock
+
+
+def active_products(*, product_id: int | None = None) -> list[Product]:
+    """Products a client may buy, by name (one product when `product_id` is given)."""
+    qs = Product.objects.filter(is_active=True).order_by("name", "id")
+    if product_id is not None:
+        qs = qs.filter(pk=product_id)
+    return list(qs)
+
+
+@dataclass(frozen=True)
+class StockRow:
+    """Stock of one product and denomination, as the inventory admin sees it.
+
+    `available` counts AVAILABLE units that have not expired (what fulfilment can
+    deliver); `expired` counts AVAILABLE units past their expiry, waiting for an
+    admin. `delivered` includes COMPLETED units.
+    """
+
+    product_id: int
+    product_name: str
+    currency: str
+    denomination: Decimal
+    available: int
+    expired: int
+    allocated: int
+    delivered: int
+    blocked: int
+    revoked: int
+    next_expiry: datetime | None
+    sold_7d: int
+    days_of_cover: Decimal | None
+    low_stock_threshold: int
+    product_kind: str = ""
+    product_active: bool = True
+
+    @property
+    def low_stock(self) -> bool:
+        """Low stock, the one definition the overview and the inventory page show:
+        an active product sold from stock (not a top-up) with fewer allocatable
+        units than its threshold."""
+        return (
+            self.product_active
+            and holds_stock(self.product_kind)
+            and is_low_stock(available=self.available, threshold=self.low_stock_threshold)
+        )
+
+
+def stock_overview() -> list[StockRow]:
+    """Stock per product x denomination in one grouped query; listed denominations
+    of active products sold from stock appear even with no stock (that is when
+    they matter)."""
+    now = timezone.now()
+    live = allocatable_q(now=now)
+    groups = (
+        Voucher.objects.order_by()
+        .values("product_id", "denomination")
+        .annotate(
+            available=Count("id", filter=live),
+            expired=Count("id", filter=expired_stock_q(now=now)),
+            allocated=Count("id", filter=Q(status=InventoryStatus.ALLOCATED)),
+            delivered=Count(
+                "id",
+                filter=Q(status__in=[InventoryStatus.DELIVERED, InventoryStatus.COMPLETED]),
+            ),
+            blocked=Count("id", filter=Q(status=InventoryStatus.BLOCKED)),
+            revoked=Count("id", filter=Q(status=InventoryStatus.REVOKED)),
+            next_expiry=Min("expires_at", filter=live),
+            sold_7d=Count("id", filter=Q(delivered_at__gte=now - timedelta(days=7))),
+        )
+    )
+    counts: dict[tuple[int, Decimal], dict[str, Any]] = {
+        (g["product_id"], g["denomination"]): dict(g) for g in groups
+    }
+    products = Product.objects.filter(
+        Q(is_active=True) | Q(pk__in={product_id for product_id, _ in counts})
+    ).only(
+        "id",
+        "name",
+        "kind",
+        "currency",
+        "denominations",
+        "min_denomination",
+        "max_denomination",
+        "low_stock_threshold",
+        "is_active",
+    )
+    keys = set(counts)
+    for product in products:
+        if product.is_active and holds_stock(product.kind) and not product.is_range:
+            keys.update((product.pk, value) for value in product.denomination_list)
+    by_id = {product.pk: product for product in products}
+    rows = []
+    for product_id, denomination in keys:
+        owner = by_id.get(product_id)
+        if owner is None:
+            continue
+        group = counts.get((product_id, denomination), {})
+        available, sold = group.get("available", 0), group.get("sold_7d", 0)
+        cover = (Decimal(available * 7) / sold).quantize(Decimal("0.1")) if sold else None
+        rows.append(
+            StockRow(
+                product_id=product_id,
+                product_name=owner.name,
+                currency=owner.currency,
+                denomination=denomination,
+                available=available,
+                expired=group.get("expired", 0),
+                allocated=group.get("allocated", 0),
+                delivered=group.get("delivered", 0),
+                blocked=group.get("blocked", 0),
+                revoked=group.get("revoked", 0),
+                next_expiry=group.get("next_expiry"),
+                sold_7d=sold,
+                days_of_cover=cover,
+                low_stock_threshold=owner.low_stock_threshold,
+                product_kind=owner.kind,
+                product_active=owner.is_active,
+            )
+        )
+    rows.sort(key=lambda row: (row.product_name.lower(), row.product_id, row.denomination))
+    return rows
+
+
+def low_stock() -> list[StockRow]:
+    """The rows of `stock_overview` that are low on stock, fewest units first."""
+    rows = [row for row in stock_overview() if row.low_stock]
+    return sorted(rows, key=lambda row: (row.available, row.product_name, row.denomination))
+
+
+def expiring_vouchers(*, within_days: int) -> QuerySet[Voucher]:
+    """AVAILABLE vouchers expiring within `within_days` (or already expired, still
+    AVAILABLE), earliest first, with the product joined and no secret column loaded."""
+    if within_days < 0:
+        raise ValidationFailed("within_days must be 0 or more.", field="within_days")
+    # Expired by then: the units a sweep `within_days` from now would take out.
+    by_then = timezone.now() + timedelta(days=within_days)
+    return (
+        Voucher.objects.filter(expired_stock_q(now=by_then))
+        .select_related("product")
+        .defer(*_SECRET_COLUMNS)
+        .order_by("expires_at", "id")
+    )
+
+
+def dashboard_voucher_get(*, voucher_id: int) -> Voucher:
+    """A voucher that belongs to an order item (its order joined), or NotFound."""
+    voucher = (
+        Voucher.objects.select_related("order_item__order")
+        .filter(pk=voucher_id, order_item__isnull=False)
+        .first()
+    )
+    if voucher is None:
+        raise NotFound()
+    return voucher
