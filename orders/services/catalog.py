@@ -310,24 +310,7 @@ def price_change_approve(*, price_change_id: int, actor: Actor, note: str = "") 
         setattr(product, name, _value(name, step["after"]))
     _check(product)
     product.save()
-    now = timezone.now()
-    change.status = PriceChange.Status.APPROVED
-    change.decided_by = actor.user
-    change.decided_at = change.applied_at = now
-    change.decision_note = note.strip()[:500]
-    change.save(update_fields=["status", "decided_by", "decided_at", "applied_at", "decision_note"])
-    audit_record(
-        action="product.price_change_approve",
-        actor=actor,
-        reason=change.decision_note,
-        data={
-            "product_id": product.pk,
-            "price_change_id": change.pk,
-            "requested_by": change.requested_label,
-            "changes": change.changes,
-        },
-    )
-    return change
+    return _decide(change, status=PriceChange.Status.APPROVED, actor=actor, note=note)
 
 
 @transaction.atomic
@@ -335,13 +318,23 @@ def price_change_reject(*, price_change_id: int, actor: Actor, note: str = "") -
     """Drop a pending price change; the product keeps its prices."""
     _approver(actor)
     change = _pending(price_change_id)
-    change.status = PriceChange.Status.REJECTED
+    return _decide(change, status=PriceChange.Status.REJECTED, actor=actor, note=note)
+
+
+def _decide(change: PriceChange, *, status: str, actor: Actor, note: str) -> PriceChange:
+    """Record the decision on a pending change (applied now when approved), audited."""
+    change.status = status
     change.decided_by = actor.user
     change.decided_at = timezone.now()
+    fields = ["status", "decided_by", "decided_at", "decision_note"]
+    if status == PriceChange.Status.APPROVED:
+        change.applied_at = change.decided_at
+        fields.append("applied_at")
     change.decision_note = note.strip()[:500]
-    change.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    change.save(update_fields=fields)
+    verb = "approve" if status == PriceChange.Status.APPROVED else "reject"
     audit_record(
-        action="product.price_change_reject",
+        action=f"product.price_change_{verb}",
         actor=actor,
         reason=change.decision_note,
         data={
