@@ -1,0 +1,129 @@
+"""Background tasks in tests: run the ready ones in this process, wait on a condition
+with a deadline, and real `run_worker` subprocesses against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django_tasks_db.management.commands.db_worker import Worker
+
+from orders.models import Order
+from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
+
+BASE_DIR = Path(settings.BASE_DIR)
+TERMINAL = ("DELIVERED", "PARTIALLY_DELIVERED", "FAILED", "CANCELLED")
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 30,
+    tick: Callable[[], None] | None = None,
+    what: str = "condition",
+) -> None:
+    """Poll `condition` (running `tick` between polls) until true or the deadline."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tick is not None:
+            tick()
+        if condition():
+            return
+        pause.wait(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_ready_tasks() -> None:
+    """Run every ready task in this process, as one db_worker --batch would."""
+    Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="in-process",
+        excluded_queue_names=[],
+    ).run()
+
+
+def all_terminal(order_ids: list[int]) -> bool:
+    return Order.objects.filter(pk__in=order_ids, status__in=TERMINAL).count() == len(order_ids)
+
+
+# --- Workers in a subprocess (PostgreSQL: they must reach the test database) ---
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    db = connection.settings_dict
+    url = (
+        f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "VOUCHER_KEYS": f"k1:{TEST_KEY_1}",
+            "VOUCHER_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
+            "AUDIT_KEY": TEST_AUDIT_KEY,
+            "AUDIT_CHECKPOINT_PATH": str(settings.AUDIT_CHECKPOINT_PATH),
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "TASK_LEASE_SECONDS": "2",
+            "WORKER_SWEEP_SECONDS": "1",
+            "FULFILMENT_RETRY_BASE_SECONDS": "1",
+            "VENDOR_SIM_LATENCY_MS": "0",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+class WorkerPool:
+    """Worker subprocesses started by a test; all killed at teardown."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        n = len(self.procs) + 1
+        log = open(self.log_dir / f"worker{n}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_worker",
+                "--interval=0.1",
+                f"--worker-id=test-worker-{n}",
+            ],
+            cwd=BASE_DIR,
+            env=worker_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
