@@ -9,7 +9,6 @@ with owner or superuser powers ask for `owner_db`, a separate connection.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +25,10 @@ from django.test import TransactionTestCase
 from orders.crypto import reset_keyring
 from orders.db_roles import app_role_grant
 from orders.services.actors import Actor
+from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-TEST_KEY_1 = base64.urlsafe_b64encode(b"1" * 32).decode()
-TEST_KEY_2 = base64.urlsafe_b64encode(b"2" * 32).decode()
-TEST_FINGERPRINT_KEY = base64.urlsafe_b64encode(b"f" * 32).decode()
-TEST_AUDIT_KEY = f"t1:{base64.urlsafe_b64encode(b'a' * 32).decode()}"
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql"))
 APP_ROLE = os.environ.get("DATABASE_APP_ROLE", "") if ON_POSTGRES else ""
 _OWNER: dict[str, Any] = {}  # USER and PASSWORD of the owner while tests run as APP_ROLE

@@ -1,7 +1,9 @@
-"""factory_boy factories for the domain models."""
+"""factory_boy factories for the domain models, and the helpers that make domain data
+(stock, a refundable order, a delivered order) for tests of every layer."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,17 +13,34 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from orders.crypto import fingerprint
 from orders.enums import (
     DeliveryType,
     InventoryStatus,
+    ItemStatus,
     OrderStatus,
     ProductKind,
+    RefundStatus,
     SubStatus,
     VoucherSource,
     WebhookDeliveryStatus,
 )
-from orders.models import Client, Order, OrderItem, Product, Vendor, Voucher, Wallet
+from orders.models import (
+    Client,
+    ImportBatch,
+    Order,
+    OrderItem,
+    Product,
+    Vendor,
+    Voucher,
+    Wallet,
+    WalletCreditRequest,
+)
 from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from orders.services.actors import Actor
+from orders.services.clients import client_create
+from orders.services.placing import Customer, order_create
+from orders.services.transitions import order_transition
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -37,11 +56,13 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def role(user: Any, create: bool, extracted: str | None, **kwargs: Any) -> None:
-        if not create or not extracted:
+        # Saved with or without a role: the session of a user whose password hash
+        # was never stored is dropped on the next request.
+        if not create:
             return
         if extracted == "admin":
             user.is_superuser = True
-        else:
+        elif extracted:
             user.groups.add(Group.objects.get(name=extracted))
         user.save()
 
@@ -102,8 +123,6 @@ class VoucherFactory(factory.django.DjangoModelFactory):
 
 
 def _fingerprint(value: str) -> str:
-    from orders.crypto import fingerprint
-
     return fingerprint(value)
 
 
@@ -139,6 +158,93 @@ class OrderItemFactory(factory.django.DjangoModelFactory):
     position = factory.Sequence(lambda n: n + 1)
 
 
+class ImportBatchFactory(factory.django.DjangoModelFactory):
+    """An import batch as stored, with no file behind it."""
+
+    class Meta:
+        model = ImportBatch
+
+    product = factory.SubFactory(ProductFactory)
+    file_name = factory.Sequence(lambda n: f"codes-{n}.csv")
+    file_sha256 = "0" * 64
+
+
+class WalletCreditRequestFactory(factory.django.DjangoModelFactory):
+    """A top-up waiting for a second approver (no money moved yet)."""
+
+    class Meta:
+        model = WalletCreditRequest
+
+    wallet = factory.SubFactory(WalletFactory)
+    kind = WalletCreditRequest.Kind.TOP_UP
+    amount = Decimal("5000.00")
+    reason = "Large prepayment"
+    requested_by = factory.SubFactory(UserFactory)
+
+
+# --- Stock ------------------------------------------------------------------------
+
+
+def stock(product: Product, count: int, *, denomination: str = "25.00", **kw: Any) -> list[Voucher]:
+    """`count` AVAILABLE vouchers of `product` in one denomination."""
+    return VoucherFactory.create_batch(
+        count, product=product, denomination=Decimal(denomination), **kw
+    )
+
+
+def add_stock(product: Product, denomination: str, units: int) -> list[Voucher]:
+    return stock(product, units, denomination=denomination)
+
+
+def expiring_in(days: int) -> Any:
+    return timezone.now() + timedelta(days=days)
+
+
+# --- refundable_order ---------------------------------------------------------------
+
+_names = itertools.count(1)
+
+
+def refundable_order(
+    *, amount: str = "25.00", currency: str = "USD", client=None, placed_days_ago: int = 0
+) -> Order:
+    """A real order (wallet debited), failed at the vendor, its refund awaiting approval."""
+    system = Actor.system("test")
+    if client is None:
+        client, _wallet, _issued = client_create(
+            name=f"Finance Client {next(_names)}",
+            currency=currency,
+            balance="10000.00",
+            actor=system,
+        )
+    product = ProductFactory(currency=currency, denominations=[amount])
+    order = order_create(
+        client=client,
+        actor=system,
+        product_id=product.pk,
+        denomination=amount,
+        quantity=1,
+        reference_code=f"FIN-{next(_names)}",
+        customer=Customer(name="Ada", email="ada@example.com"),
+    ).order
+    order_transition(
+        order_id=order.pk, status=OrderStatus.PENDING, sub_status=SubStatus.PROCESSING, actor=system
+    )
+    order_transition(
+        order_id=order.pk,
+        status=OrderStatus.FAILED,
+        sub_status=SubStatus.VENDOR_ORDER_FAILED,
+        actor=system,
+    )
+    Order.objects.filter(pk=order.pk).update(
+        refund_status=RefundStatus.NOT_REFUNDED,
+        refund_amount=order.wallet_amount,
+        placed_at=timezone.now() - timedelta(days=placed_days_ago),
+    )
+    order.refresh_from_db()
+    return order
+
+
 # --- deliver_order (API tests; reusable) ---------------------------------------
 
 
@@ -149,10 +255,6 @@ def deliver_order(order: Order, vouchers: list[Voucher]) -> Order:
     rest of the items fail and the order ends PARTIALLY_DELIVERED/PARTIAL,
     otherwise DELIVERED/INVENTORY_FULFILLED. Moves go through order_transition.
     """
-    from orders.enums import ItemStatus
-    from orders.services.actors import Actor
-    from orders.services.transitions import order_transition
-
     now = timezone.now()
     actor = Actor.system("test deliver_order")
     items = list(order.items.order_by("position"))

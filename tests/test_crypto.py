@@ -11,8 +11,8 @@ from django.db import connection
 from orders.crypto import PREFIX, Sealed, keyring, reset_keyring, unseal
 from orders.errors import DecryptionFailed
 from orders.models import Client, Voucher, WebhookEndpoint
-from tests.conftest import TEST_KEY_1, TEST_KEY_2
 from tests.factories import VoucherFactory
+from tests.helpers.keys import TEST_KEY_1, TEST_KEY_2
 
 pytestmark = pytest.mark.django_db
 

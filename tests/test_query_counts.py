@@ -58,8 +58,6 @@ from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.placing import Customer, order_create
 from orders.services.wallets import wallet_top_up
-from tests.api.conftest import ApiUser, make_api_user
-from tests.dashboard.conftest import client_for
 from tests.factories import (
     ClientFactory,
     OrderFactory,
@@ -71,6 +69,8 @@ from tests.factories import (
     deliver_order,
     delivered_webhook,
 )
+from tests.helpers.api import ApiUser, make_api_user
+from tests.helpers.dashboard import client_for
 
 pytestmark = pytest.mark.django_db
 

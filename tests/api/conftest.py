@@ -2,66 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
-
 import pytest
-from django.test import Client as HttpClient
 
-from orders.models import ApiCredential, Client, Product, Voucher, Wallet
-from orders.services.clients import client_create
-from tests.factories import ProductFactory, VoucherFactory
-
-
-@dataclass
-class ApiUser:
-    """An API client as a partner sees it: its key pair and an HTTP client."""
-
-    client: Client
-    wallet: Wallet
-    credential: ApiCredential
-    secret: str
-    http: HttpClient
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.credential.public_key, "X-API-Secret": self.secret}
-
-    def get(self, path: str, data: Any = None, **extra: Any) -> Any:
-        return self.http.get(
-            path, data, headers={**self.headers, **extra.pop("headers", {})}, **extra
-        )
-
-    def post(self, path: str, body: Any = None, **extra: Any) -> Any:
-        raw = body if isinstance(body, str) else json.dumps(body)
-        return self.http.post(
-            path,
-            raw,
-            content_type="application/json",
-            headers={**self.headers, **extra.pop("headers", {})},
-            **extra,
-        )
-
-    def balance(self) -> Decimal:
-        self.wallet.refresh_from_db()
-        return self.wallet.balance
-
-
-def make_api_user(
-    name: str, actor: Any, *, balance: str = "500.00", currency: str = "USD"
-) -> ApiUser:
-    client, wallet, issued = client_create(
-        name=name, currency=currency, balance=balance, actor=actor
-    )
-    return ApiUser(
-        client=client,
-        wallet=wallet,
-        credential=issued.credential,
-        secret=issued.secret,
-        http=HttpClient(),
-    )
+from orders.models import Product
+from tests.factories import ProductFactory
+from tests.helpers.api import ApiUser, make_api_user
 
 
 @pytest.fixture(autouse=True)
@@ -85,21 +30,3 @@ def rival(db, system_actor) -> ApiUser:
 @pytest.fixture
 def product(db) -> Product:
     return ProductFactory(name="Acme Gift Card", denominations=["10.00", "25.00", "50.00"])
-
-
-def add_stock(product: Product, denomination: str, units: int) -> list[Voucher]:
-    return [
-        VoucherFactory(product=product, denomination=Decimal(denomination)) for _ in range(units)
-    ]
-
-
-def order_body(product: Product, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "product_id": product.pk,
-        "denomination": "25.00",
-        "quantity": 1,
-        "reference_code": "ORD-ABC123",
-        "customer": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+447700900123"},
-    }
-    body.update(overrides)
-    return body

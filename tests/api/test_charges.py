@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.conftest import add_stock, make_api_user, order_body
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, add_stock
+from tests.helpers.api import make_api_user, order_body
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import order_body
 from tests.factories import ProductFactory
+from tests.helpers.api import order_body
 
 pytestmark = pytest.mark.django_db
 

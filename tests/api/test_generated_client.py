@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import add_stock, make_api_user
-from tests.factories import ProductFactory
-from tests.fulfilment.conftest import WorkerPool, wait_until
+from tests.factories import ProductFactory, add_stock
+from tests.helpers.api import make_api_user
+from tests.helpers.tasks import WorkerPool, wait_until
 
 pytestmark = pytest.mark.postgres
 

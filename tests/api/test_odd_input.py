@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order
-from tests.api.conftest import order_body
+from tests.factories import ProductFactory
+from tests.helpers.api import order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -251,8 +252,6 @@ def test_non_json_number_literals_are_malformed_json(shop, product, literal):
 def test_a_replay_with_the_same_amount_written_differently_is_the_same_order(
     shop, placed, replayed
 ):
-    from tests.factories import ProductFactory
-
     product = ProductFactory(denominations=["10.00", "20.00"])
     first = shop.post("/api/v1/orders", order_body(product, denomination=placed))
     again = shop.post("/api/v1/orders", order_body(product, denomination=replayed))

@@ -11,8 +11,8 @@ from orders.enums import DeliveryType, OrderStatus, SubStatus
 from orders.models import AuditEvent, Voucher
 from orders.services.actors import Actor
 from orders.services.transitions import order_transition
-from tests.api.conftest import add_stock, order_body
-from tests.factories import ProductFactory, deliver_order
+from tests.factories import ProductFactory, add_stock, deliver_order
+from tests.helpers.api import order_body
 
 pytestmark = pytest.mark.django_db
 

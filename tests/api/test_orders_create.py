@@ -12,8 +12,8 @@ from django.test import Client as HttpClient
 
 from orders.enums import ProductKind, WalletEntryKind
 from orders.models import Order, WalletEntry
-from tests.api.conftest import order_body
 from tests.factories import ProductFactory
+from tests.helpers.api import make_api_user, order_body
 
 pytestmark = pytest.mark.django_db
 
@@ -136,8 +136,6 @@ def test_payment_method_in_any_case(shop, product):
 
 
 def test_insufficient_funds_is_402_and_writes_nothing(system_actor, product):
-    from tests.api.conftest import make_api_user
-
     poor = make_api_user("Poor Shop", system_actor, balance="20.00")
     response = poor.post("/api/v1/orders", order_body(product, denomination="25.00"))
     assert response.status_code == 402
@@ -160,8 +158,6 @@ def test_mobile_topup_needs_a_recipient_and_reports_recharge_status(shop):
 
 
 def test_paying_from_another_currency_wallet_reports_the_wallet_amount(system_actor, db):
-    from tests.api.conftest import make_api_user
-
     euro_shop = make_api_user("Euro Shop", system_actor, currency="EUR")
     product = ProductFactory(currency="USD")
     response = euro_shop.post("/api/v1/orders", order_body(product, denomination="10.00"))
@@ -174,8 +170,6 @@ def test_paying_from_another_currency_wallet_reports_the_wallet_amount(system_ac
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_concurrent_identical_requests_place_one_order(system_actor):
-    from tests.api.conftest import make_api_user
-
     shop = make_api_user("Race Shop", system_actor)
     product = ProductFactory()
     body = json.dumps(order_body(product, reference_code="RACE-1"))

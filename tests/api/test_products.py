@@ -9,8 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.enums import Classification, LinkType
-from tests.api.conftest import add_stock
-from tests.factories import ProductFactory, VoucherFactory
+from tests.factories import ProductFactory, VoucherFactory, add_stock
 
 pytestmark = pytest.mark.django_db
 

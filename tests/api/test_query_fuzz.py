@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from orders.selectors.paging import CURSOR_PATTERN
-from tests.api.conftest import order_body
+from tests.helpers.api import order_body
 
 pytestmark = pytest.mark.django_db
 

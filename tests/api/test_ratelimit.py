@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import order_body
+from tests.helpers.api import order_body
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 

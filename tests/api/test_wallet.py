@@ -6,7 +6,7 @@ import pytest
 
 from orders.services.clients import wallet_open
 from orders.services.wallets import wallet_top_up
-from tests.api.conftest import order_body
+from tests.helpers.api import order_body
 
 pytestmark = pytest.mark.django_db
 

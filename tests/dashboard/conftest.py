@@ -16,11 +16,9 @@ from tests.factories import (
     UserFactory,
     VoucherFactory,
 )
+from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE, client_for
 
 ROLES = ["support", "finance", "inventory", "admin"]
-CARD_NUMBER = "6011000099990042"
-PIN = "8246"
-REFERENCE = "REF-77-SECRET"
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +30,6 @@ def _fast_password_hashing(settings):
 @pytest.fixture
 def users(db):
     return {role: UserFactory(username=f"{role}-user", role=role) for role in ROLES}
-
-
-def client_for(user) -> Client:
-    client = Client(HTTP_USER_AGENT="pytest-browser/1.0", REMOTE_ADDR="10.1.2.3")
-    if user is not None:
-        client.force_login(user)
-    return client
 
 
 @pytest.fixture

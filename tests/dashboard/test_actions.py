@@ -9,7 +9,7 @@ from django.urls import reverse
 from orders.enums import OrderStatus, SubStatus
 from orders.models import AuditEvent, DeliveryEmail, Order, StatusChange
 from orders.tasks import delivery_email_send
-from tests.dashboard.conftest import CARD_NUMBER, PIN
+from tests.helpers.dashboard import CARD_NUMBER, PIN
 
 pytestmark = pytest.mark.django_db
 

@@ -25,10 +25,10 @@ from orders.models import AuditEvent, DeliveryEmail
 from orders.roles import ROLE_PERMISSIONS
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
-from tests.api.conftest import make_api_user, order_body
-from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE, client_for
 from tests.factories import ProductFactory
-from tests.fulfilment.conftest import run_ready_tasks, wait_until
+from tests.helpers.api import make_api_user, order_body
+from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE, client_for
+from tests.helpers.tasks import run_ready_tasks, wait_until
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 BODY_LINE = "For your security this e-mail never contains the codes themselves."

@@ -16,9 +16,14 @@ from orders.enums import OrderStatus, RefundStatus, WalletEntryKind
 from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletCreditRequest, WalletEntry
 from orders.services.actors import Actor
 from orders.services.wallets import wallet_debit, wallet_top_up
-from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE, client_for
-from tests.factories import ClientFactory, OrderFactory, UserFactory, WalletFactory
-from tests.services.test_finance import refundable_order
+from tests.factories import (
+    ClientFactory,
+    OrderFactory,
+    UserFactory,
+    WalletFactory,
+    refundable_order,
+)
+from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE, client_for
 
 pytestmark = pytest.mark.django_db
 

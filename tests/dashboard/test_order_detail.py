@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from orders.models import StatusChange
 from orders.services.audit import audit_record
-from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE
 from tests.factories import delivered_webhook
+from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,7 @@ from orders.services.clients import client_create
 from orders.services.placing import Customer, order_create
 from orders.services.refunds import refund_approve
 from orders.services.transitions import order_transition
-from tests.factories import ProductFactory
-from tests.services.test_finance import refundable_order
+from tests.factories import ProductFactory, refundable_order
 
 pytestmark = pytest.mark.django_db
 

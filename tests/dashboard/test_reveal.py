@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from orders.enums import InventoryStatus, ItemStatus, OrderStatus, SubStatus
 from orders.models import AuditEvent
-from tests.dashboard.conftest import CARD_NUMBER, PIN, REFERENCE
 from tests.factories import OrderFactory, OrderItemFactory, VoucherFactory
+from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ from orders.enums import OrderStatus
 from orders.models import AuditEvent, Order
 from tests.e2e.demo_data import make_demo_data
 from tests.factories import UserFactory
+from tests.helpers.browser import PASSWORD, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
@@ -23,15 +23,6 @@ def demo(roles, e2e_settings):
     UserFactory(username="sam-support", role="support")
     UserFactory(username="fin-finance", role="finance")
     return data
-
-
-def sign_in(page: Page, base: str, username: str, next_path: str = "") -> None:
-    page.goto(f"{base}/dashboard/{next_path}")
-    expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def test_support_filters_opens_reveals_sees_remask_and_the_audit(

@@ -16,9 +16,8 @@ from playwright.sync_api import Page, expect
 from orders.dashboard.templatetags.dashboard import money
 from orders.enums import ImportBatchStatus, RefundStatus, WalletEntryKind
 from orders.models import ImportBatch, Order, Wallet, WalletEntry
-from tests.e2e.test_dashboard import sign_in
-from tests.factories import ProductFactory, UserFactory, VoucherFactory
-from tests.services.test_finance import refundable_order
+from tests.factories import ProductFactory, UserFactory, VoucherFactory, refundable_order
+from tests.helpers.browser import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -18,7 +18,7 @@ from orders.crypto import reset_keyring
 from orders.models import AuditChainHead, AuditEvent
 from orders.services.actors import Actor
 from orders.services.audit import audit_chain_problems, audit_record, database_identity
-from tests.conftest import TEST_AUDIT_KEY
+from tests.helpers.keys import TEST_AUDIT_KEY
 
 pytestmark = pytest.mark.django_db
 

@@ -3,72 +3,24 @@ with a reason, bulk decisions, and the refund queue selector."""
 
 from __future__ import annotations
 
-import itertools
 import threading
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
-from orders.enums import OrderStatus, RefundStatus, SubStatus, WalletEntryKind
+from orders.enums import RefundStatus, SubStatus, WalletEntryKind
 from orders.errors import RefundNotDue, ValidationFailed
 from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletEntry
 from orders.selectors.finance import RefundQueueFilters, refund_queue
 from orders.services.actors import Actor
-from orders.services.clients import client_create
 from orders.services.finance import RefundAlreadyApproved, refund_decide, refund_decide_many
-from orders.services.placing import Customer, order_create
-from orders.services.transitions import order_transition
-from tests.factories import ProductFactory, UserFactory
-
-_names = itertools.count(1)
+from tests.factories import UserFactory, refundable_order
 
 
 @pytest.fixture(autouse=True)
 def _limits(settings):
     settings.REFUND_SECOND_APPROVAL_LIMIT = Decimal("500.00")
-
-
-def refundable_order(
-    *, amount: str = "25.00", currency: str = "USD", client=None, placed_days_ago: int = 0
-) -> Order:
-    """A real order (wallet debited), failed at the vendor, its refund awaiting approval."""
-    system = Actor.system("test")
-    if client is None:
-        client, _wallet, _issued = client_create(
-            name=f"Finance Client {next(_names)}",
-            currency=currency,
-            balance="10000.00",
-            actor=system,
-        )
-    product = ProductFactory(currency=currency, denominations=[amount])
-    order = order_create(
-        client=client,
-        actor=system,
-        product_id=product.pk,
-        denomination=amount,
-        quantity=1,
-        reference_code=f"FIN-{next(_names)}",
-        customer=Customer(name="Ada", email="ada@example.com"),
-    ).order
-    order_transition(
-        order_id=order.pk, status=OrderStatus.PENDING, sub_status=SubStatus.PROCESSING, actor=system
-    )
-    order_transition(
-        order_id=order.pk,
-        status=OrderStatus.FAILED,
-        sub_status=SubStatus.VENDOR_ORDER_FAILED,
-        actor=system,
-    )
-    Order.objects.filter(pk=order.pk).update(
-        refund_status=RefundStatus.NOT_REFUNDED,
-        refund_amount=order.wallet_amount,
-        placed_at=timezone.now() - timedelta(days=placed_days_ago),
-    )
-    order.refresh_from_db()
-    return order
 
 
 def finance_actor(name: str) -> Actor:

@@ -37,8 +37,8 @@ from orders.services.inventory import (
     voucher_revoke,
     voucher_unblock,
 )
-from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEY_2
 from tests.factories import ProductFactory, VoucherFactory
+from tests.helpers.keys import TEST_FINGERPRINT_KEY, TEST_KEY_2
 
 pytestmark = pytest.mark.django_db
 

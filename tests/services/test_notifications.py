@@ -19,7 +19,7 @@ from orders.services.notifications import (
 )
 from orders.services.recovery import maintenance_sweep
 from tests.factories import OrderFactory
-from tests.fulfilment.conftest import run_ready_tasks, wait_until
+from tests.helpers.tasks import run_ready_tasks, wait_until
 
 
 def test_backoff_doubles_and_is_capped_at_an_hour(settings):

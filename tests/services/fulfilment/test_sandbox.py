@@ -17,7 +17,8 @@ from django.db import connection
 from django.test import Client as HttpClient
 
 from orders.models import Order, Wallet, WalletEntry
-from tests.fulfilment.conftest import TERMINAL, run_ready_tasks, stock, wait_until
+from tests.factories import stock
+from tests.helpers.tasks import TERMINAL, run_ready_tasks, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orders.models import Order, Wallet
 from orders.services.fulfilment import order_fulfil, retry_delay_seconds
-from tests.fulfilment.conftest import stock
+from tests.factories import stock
 
 pytestmark = pytest.mark.django_db
 

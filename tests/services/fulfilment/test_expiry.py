@@ -9,7 +9,7 @@ from orders.models import AuditEvent, Voucher
 from orders.services.actors import Actor
 from orders.services.expiry import vouchers_expire
 from orders.services.fulfilment import order_fulfil
-from tests.fulfilment.conftest import expiring_in, stock
+from tests.factories import expiring_in, stock
 
 pytestmark = pytest.mark.django_db
 

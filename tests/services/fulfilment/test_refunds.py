@@ -18,7 +18,7 @@ from orders.services.actors import Actor
 from orders.services.fulfilment import order_cancel, order_fulfil, order_retry
 from orders.services.refunds import refund_approve, refund_due, refund_schedule
 from orders.services.wallets import ledger_mismatches
-from tests.fulfilment.conftest import stock
+from tests.factories import stock
 
 FINANCE = Actor.system("finance-test")
 

@@ -15,7 +15,8 @@ from django_tasks_db.models import DBTaskResult
 from orders.models import Order, OrderItem, StatusChange, Voucher, Wallet, WalletEntry
 from orders.services.refunds import refund_due
 from orders.services.wallets import ledger_mismatches
-from tests.fulfilment.conftest import all_terminal, stock, wait_until
+from tests.factories import stock
+from tests.helpers.tasks import all_terminal, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

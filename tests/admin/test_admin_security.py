@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from orders.models import AuditEvent, PriceChange, Product, Vendor
 from orders.services.audit import audit_record
-from tests.api.conftest import add_stock, make_api_user
-from tests.factories import ProductFactory, UserFactory, VendorFactory
+from tests.factories import ProductFactory, UserFactory, VendorFactory, add_stock
+from tests.helpers.api import make_api_user
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
-"""Fixtures of the fulfilment tests: a funded client with live and test keys,
-products with stock, in-process and subprocess workers, and a bounded wait."""
+"""Background tasks in tests: run the ready ones in this process, wait on a condition
+with a deadline, and real `run_worker` subprocesses against the test database."""
 
 from __future__ import annotations
 
@@ -9,25 +9,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
-from decimal import Decimal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
 
-import pytest
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 
-from orders.models import ApiCredential, Client, Order, Product, Voucher, Wallet
-from orders.services.actors import Actor
-from orders.services.clients import client_create, credential_issue
-from orders.services.placing import Customer, order_create
-from tests.conftest import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
-from tests.factories import ProductFactory, VoucherFactory
+from orders.models import Order
+from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
 
 BASE_DIR = Path(settings.BASE_DIR)
 TERMINAL = ("DELIVERED", "PARTIALLY_DELIVERED", "FAILED", "CANCELLED")
@@ -68,70 +58,6 @@ def run_ready_tasks() -> None:
 
 def all_terminal(order_ids: list[int]) -> bool:
     return Order.objects.filter(pk__in=order_ids, status__in=TERMINAL).count() == len(order_ids)
-
-
-@dataclass
-class Buyer:
-    client: Client
-    wallet: Wallet
-    live: ApiCredential
-    test: ApiCredential
-    live_secret: str = ""
-    test_secret: str = ""
-
-    def api_headers(self, *, sandbox: bool = False) -> dict[str, str]:
-        """X-API-Key / X-API-Secret of the live or the test credential."""
-        credential = self.test if sandbox else self.live
-        secret = self.test_secret if sandbox else self.live_secret
-        return {"X-API-Key": credential.public_key, "X-API-Secret": secret}
-
-    def place(
-        self,
-        product: Product,
-        reference_code: str,
-        *,
-        quantity: int = 1,
-        denomination: str = "25.00",
-        sandbox: bool = False,
-        **extra: Any,
-    ) -> Order:
-        credential = self.test if sandbox else self.live
-        placed = order_create(
-            client=self.client,
-            actor=Actor.for_credential(credential),
-            credential=credential,
-            product_id=product.pk,
-            denomination=denomination,
-            quantity=quantity,
-            reference_code=reference_code,
-            customer=Customer(name="Ada", email="ada@example.com"),
-            **extra,
-        )
-        return placed.order
-
-
-@pytest.fixture
-def buyer(system_actor: Actor) -> Buyer:
-    client, wallet, issued = client_create(
-        name="Orbital Rewards", currency="USD", balance="5000.00", actor=system_actor
-    )
-    test = credential_issue(client=client, actor=system_actor, mode=ApiCredential.Mode.TEST)
-    return Buyer(client, wallet, issued.credential, test.credential, issued.secret, test.secret)
-
-
-@pytest.fixture
-def product() -> Product:
-    return cast(Product, ProductFactory(name="Nebula Books", bulk_limit=40))
-
-
-def stock(product: Product, count: int, *, denomination: str = "25.00", **kw: Any) -> list[Voucher]:
-    return VoucherFactory.create_batch(
-        count, product=product, denomination=Decimal(denomination), **kw
-    )
-
-
-def expiring_in(days: int) -> Any:
-    return timezone.now() + timedelta(days=days)
 
 
 # --- Workers in a subprocess (PostgreSQL: they must reach the test database) ---
@@ -201,10 +127,3 @@ class WorkerPool:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
-
-
-@pytest.fixture
-def workers(transactional_db: None, tmp_path: Path) -> Iterator[WorkerPool]:
-    pool = WorkerPool(tmp_path)
-    yield pool
-    pool.stop_all()

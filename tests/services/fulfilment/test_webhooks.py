@@ -18,7 +18,8 @@ from orders.models import WebhookAttempt, WebhookDelivery
 from orders.services.actors import Actor
 from orders.services.fulfilment import order_fulfil
 from orders.services.webhooks import webhook_backoff_seconds, webhook_endpoint_create
-from tests.fulfilment.conftest import run_ready_tasks, stock, wait_until
+from tests.factories import stock
+from tests.helpers.tasks import run_ready_tasks, wait_until
 
 ADMIN = Actor.system("webhook-test")
 

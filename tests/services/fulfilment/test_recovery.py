@@ -12,7 +12,8 @@ from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order
 from orders.services.recovery import maintenance_sweep, orders_recover, tasks_recover
-from tests.fulfilment.conftest import run_ready_tasks, stock
+from tests.factories import stock
+from tests.helpers.tasks import run_ready_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

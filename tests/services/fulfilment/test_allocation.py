@@ -13,8 +13,7 @@ from orders.enums import DeliveryType, InventoryStatus, ItemStatus, VoucherSourc
 from orders.models import Order, OrderItem, StatusChange, Voucher, WalletEntry
 from orders.services.fulfilment import idempotency_key, order_fulfil
 from orders.vendors.simulated import SimulatedVendor
-from tests.factories import ProductFactory
-from tests.fulfilment.conftest import expiring_in, stock
+from tests.factories import ProductFactory, expiring_in, stock
 
 
 @pytest.mark.django_db
