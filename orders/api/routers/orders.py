@@ -17,6 +17,7 @@ from orders.api.errors import ApiError
 from orders.api.schemas import (
     BODY_ERRORS,
     MAX_ID,
+    CustomerIn,
     ErrorOut,
     OrderCreateIn,
     OrderPageOut,
@@ -84,6 +85,12 @@ def _timestamp(value: str | None, *, field: str) -> datetime | None:
     )
 
 
+def _customer(customer: CustomerIn | None) -> Customer | None:
+    if customer is None:
+        return None
+    return Customer(name=customer.name, email=customer.email, phone=customer.phone)
+
+
 def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
     parsed = []
     for raw in values or []:
@@ -116,7 +123,6 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
     GET /orders/{id}, so `vouchers` is always [] here.
     """
     principal = request.auth  # type: ignore[attr-defined]
-    customer = payload.customer
     placed = order_create(
         client=principal.client,
         actor=principal.actor(request),
@@ -125,9 +131,7 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
         denomination=payload.denomination,
         quantity=payload.quantity,
         reference_code=payload.reference_code,
-        customer=Customer(name=customer.name, email=customer.email, phone=customer.phone)
-        if customer
-        else None,
+        customer=_customer(payload.customer),
         payment_method=payload.payment_method,
         recipient_phone=payload.recipient_phone,
         wallet_currency=payload.wallet_currency,
