@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -25,8 +24,6 @@ from orders.api.errors import (
 from orders.api.parser import JsonParser
 from orders.api.routers import auth as auth_router
 from orders.api.routers import charges, orders, products, wallet
-
-logger = logging.getLogger("orders.api")
 
 DESCRIPTION = """
 Buy gift cards, mobile top-ups and digital services, paid from your prepaid wallet.

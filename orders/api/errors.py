@@ -134,64 +134,72 @@ def _validation_details(exc: NinjaValidationError) -> list[dict[str, Any]]:
     return details
 
 
-def install_error_handlers(api: NinjaAPI) -> None:
-    """Register the JSON translations on the API (most specific class wins)."""
+def _on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    details = _validation_details(exc)
+    first = details[0] if details else {"field": "body", "message": "Invalid request."}
+    message = f"{first['field']}: {first['message']}"
+    return error_response(400, "validation_error", message, details)
 
-    def on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-        details = _validation_details(exc)
-        first = details[0] if details else {"field": "body", "message": "Invalid request."}
-        message = f"{first['field']}: {first['message']}"
-        return error_response(400, "validation_error", message, details)
 
-    def on_domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        status = http_status(exc)
-        if status >= 500:
-            return internal_error(request, exc)
-        details = None
-        if isinstance(exc, ValidationFailed):
-            detail: dict[str, Any] = {"field": exc.field or "body", "message": exc.message}
-            if "valid" in exc.details:
-                detail["valid"] = exc.details["valid"]
-            details = [detail]
-        response = error_response(status, exc.code, exc.message, details)
-        if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+def _on_domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    status = http_status(exc)
+    if status >= 500:
+        return internal_error(request, exc)
+    details = None
+    if isinstance(exc, ValidationFailed):
+        detail: dict[str, Any] = {"field": exc.field or "body", "message": exc.message}
+        if "valid" in exc.details:
+            detail["valid"] = exc.details["valid"]
+        details = [detail]
+    response = error_response(status, exc.code, exc.message, details)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
-    def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-        return error_response(exc.status, exc.code, exc.message)
 
-    def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        if isinstance(exc.__cause__, ApiError):
-            # ninja wraps whatever the body parser raises in a 400; ours keeps its answer.
-            return on_api_error(request, exc.__cause__)
-        if exc.status_code == 401:
-            return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
-        if exc.status_code == 400:
-            # ninja raises this for a body it cannot parse.
-            return error_response(
-                400, "malformed_json", "The request body is not valid JSON (send an object)."
-            )
-        if exc.status_code == 404:
-            return error_response(404, "not_found", NOT_FOUND_MESSAGE)
-        return error_response(exc.status_code, "http_error", str(exc))
+def _on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(exc.status, exc.code, exc.message)
 
-    def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return payload_too_large()
 
-    def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, ApiError):
+        # ninja wraps whatever the body parser raises in a 400; ours keeps its answer.
+        return _on_api_error(request, exc.__cause__)
+    if exc.status_code == 401:
+        return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
+    if exc.status_code == 400:
+        # ninja raises this for a body it cannot parse.
+        return error_response(
+            400, "malformed_json", "The request body is not valid JSON (send an object)."
+        )
+    if exc.status_code == 404:
         return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+    return error_response(exc.status_code, "http_error", str(exc))
 
-    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
-        (NinjaValidationError, on_validation),
-        (DomainError, on_domain),
-        (ApiError, on_api_error),
-        (HttpError, on_http_error),
-        (RequestDataTooBig, on_too_big),
-        (Http404, on_not_found),
-        (Exception, internal_error),
-    ]
-    for exc_class, handler in handlers:
+
+def _on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return payload_too_large()
+
+
+def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+
+
+# Most specific class wins.
+HANDLERS: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+    (NinjaValidationError, _on_validation),
+    (DomainError, _on_domain),
+    (ApiError, _on_api_error),
+    (HttpError, _on_http_error),
+    (RequestDataTooBig, _on_too_big),
+    (Http404, _on_not_found),
+    (Exception, internal_error),
+]
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    """Register the JSON translations on the API."""
+    for exc_class, handler in HANDLERS:
         api.add_exception_handler(exc_class, handler)
 
 

@@ -62,7 +62,7 @@ def order_delivery_time(order: Order) -> DeliveryTime:
     return rules.delivery_time(stock=stock, units=missing) if missing else DeliveryTime.INSTANT
 
 
-def order_detail_out(order: Order, vouchers: list[RevealedVoucher]) -> OrderDetailOut:
+def _detail(order: Order, vouchers: list[RevealedVoucher]) -> OrderDetailOut:
     return OrderDetailOut.of(order, vouchers=vouchers, delivery_time=order_delivery_time(order))
 
 
@@ -138,7 +138,7 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
     )
     order = order_for_client(client_id=principal.client.pk, order_id=placed.order.pk)
     assert order is not None
-    return Status(201 if placed.created else 200, order_detail_out(order, vouchers=[]))
+    return Status(201 if placed.created else 200, _detail(order, vouchers=[]))
 
 
 @router.get(
@@ -207,4 +207,4 @@ def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]
         # The message names the field and key id only, never the ciphertext.
         logger.error("Voucher decryption failed for order %s: %s", order.pk, exc.message)
         raise ApiError(500, "internal_error", "Failed to retrieve order") from None
-    return order_detail_out(order, vouchers)
+    return _detail(order, vouchers)
