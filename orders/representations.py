@@ -10,7 +10,8 @@ field here at all.
 
 This module depends on the models, the rules and ninja only, so that both the
 API (orders/api/) and the services (services/webhooks.py) import it without
-the services reaching up into the API layer.
+the services reaching up into the API layer. The schemas are described by
+comments, not docstrings, which would change the OpenAPI document.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ orders/representations.py, with the order's own shapes, which webhooks share).
 Output schemas read the objects the selectors and services return; resolvers
 (`resolve_<field>`) name what is not an attribute of them. Internal enums
 (classification, link type, inventory status) have no field here at all.
+Output schemas are described by comments, not docstrings: a docstring would
+become the schema's description in the OpenAPI document.
 """
 
 from __future__ import annotations
