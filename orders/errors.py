@@ -1,7 +1,9 @@
 """Domain errors. Services raise them; the API and the dashboard translate them.
 
 Each error carries a snake_case `code` (the API's `error` field) and a message
-safe to show to the caller: never a secret, never a stack trace.
+safe to show to the caller: never a secret, never a stack trace. An error says
+what went wrong, not how a channel answers it: the API's one table of HTTP
+statuses per code is in orders/api/errors.py; the dashboard shows the message.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 class DomainError(Exception):
     code = "domain_error"
-    http_status = 400
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -24,7 +25,6 @@ class ValidationFailed(DomainError):
     """Bad input for a business rule; `field` names what to fix."""
 
     code = "validation_error"
-    http_status = 400
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message, **details)
@@ -46,7 +46,6 @@ class InvalidAmount(ValidationFailed):
 
 class NotFound(DomainError):
     code = "not_found"
-    http_status = 404
 
     def __init__(self, message: str = "No Matching Result Found!", **details: Any) -> None:
         super().__init__(message, **details)
@@ -54,12 +53,10 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
-    http_status = 409
 
 
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
-    http_status = 402
 
     def __init__(self, *, currency: str, balance: Any, requested: Any) -> None:
         super().__init__(
@@ -70,7 +67,6 @@ class InsufficientFunds(DomainError):
 
 class IllegalTransition(DomainError):
     code = "illegal_transition"
-    http_status = 409
 
     def __init__(self, *, order_id: int | None, current: tuple[str, str], target: tuple[str, str]):
         super().__init__(
@@ -83,12 +79,10 @@ class IllegalTransition(DomainError):
 
 class PermissionDenied(DomainError):
     code = "forbidden"
-    http_status = 403
 
 
 class RateLimited(DomainError):
     code = "rate_limited"
-    http_status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -99,12 +93,10 @@ class DecryptionFailed(DomainError):
     """A stored secret could not be decrypted (wrong key, tampered value)."""
 
     code = "decryption_failed"
-    http_status = 500
 
 
 class VoucherNotRevealable(DomainError):
     code = "not_revealable"
-    http_status = 409
 
 
 # --- Fulfilment engine (owner: fulfilment) ---------------------------------

@@ -34,9 +34,14 @@ from orders.enums import (
 class DenominatedProduct(Protocol):
     """What the delivery-time rule reads of a product (orders.models.Product)."""
 
-    is_range: bool
-    min_denomination: Decimal | None
-    max_denomination: Decimal | None
+    @property
+    def is_range(self) -> bool: ...
+
+    @property
+    def min_denomination(self) -> Decimal | None: ...
+
+    @property
+    def max_denomination(self) -> Decimal | None: ...
 
     @property
     def denomination_list(self) -> list[Decimal]: ...
@@ -45,9 +50,14 @@ class DenominatedProduct(Protocol):
 class ScannedBatch(Protocol):
     """What the import rule reads of a voucher batch (orders.models.ImportBatch)."""
 
-    status: str
-    error_count: int
-    row_count: int
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def error_count(self) -> int: ...
+
+    @property
+    def row_count(self) -> int: ...
 
 
 # --- Money --------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -16,18 +15,15 @@ from ninja import NinjaAPI
 from orders.api import ratelimit
 from orders.api.auth import API_SECRET_SCHEME, ApiKeyAuth, BearerAuth
 from orders.api.errors import (
-    INTERNAL_MESSAGE,
     api_not_found,
-    error_response,
     install_error_handlers,
+    internal_error,
     json_method_not_allowed,
     payload_too_large,
 )
 from orders.api.parser import JsonParser
 from orders.api.routers import auth as auth_router
 from orders.api.routers import charges, orders, products, wallet
-
-logger = logging.getLogger("orders.api")
 
 DESCRIPTION = """
 Buy gift cards, mobile top-ups and digital services, paid from your prepaid wallet.
@@ -86,14 +82,7 @@ def _api_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         except RequestDataTooBig:
             response = payload_too_large()
         except Exception as exc:
-            logger.error(
-                "Unhandled %s answering %s %s",
-                type(exc).__name__,
-                request.method,
-                request.path,
-                exc_info=exc,
-            )
-            response = error_response(500, "internal_error", INTERNAL_MESSAGE)
+            response = internal_error(request, exc)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(
             "application/json"
         ):

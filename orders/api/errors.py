@@ -1,8 +1,9 @@
 """Every API error is `{"error": "<snake_case>", "message": "…"}` (+ `details` for 400s).
 
-The handlers here translate domain errors, ninja's own errors and anything
-unexpected; `api_not_found` and `json_method_not_allowed` cover what Django
-and ninja would otherwise answer with HTML or plain text.
+The handlers here translate domain errors (by their code, through the one
+table STATUS_BY_CODE), ninja's own errors and anything unexpected (one 500
+answer, `internal_error`); `api_not_found` and `json_method_not_allowed`
+cover what Django and ninja would otherwise answer with HTML or plain text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -28,6 +29,42 @@ logger = logging.getLogger("orders.api")
 UNAUTHORIZED_MESSAGE = "Invalid or expired access token"
 NOT_FOUND_MESSAGE = "No Matching Result Found!"
 INTERNAL_MESSAGE = "Internal error; it has been logged."
+
+# The HTTP status of each domain error code (orders/errors.py): the API's one
+# table of them. A code missing here answers as its nearest parent class's code.
+STATUS_BY_CODE: dict[str, int] = {
+    "domain_error": 400,
+    "validation_error": 400,
+    "import_rejected": 400,
+    "insufficient_funds": 402,
+    "forbidden": 403,
+    "own_price_change": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "illegal_transition": 409,
+    "not_revealable": 409,
+    "not_cancellable": 409,
+    "not_retryable": 409,
+    "refund_not_due": 409,
+    "inventory_conflict": 409,
+    "price_change_not_pending": 409,
+    "price_change_stale": 409,
+    "second_approval_required": 409,
+    "own_credit_request": 409,
+    "credit_request_decided": 409,
+    "refund_already_approved": 409,
+    "rate_limited": 429,
+    "decryption_failed": 500,
+}
+
+
+def http_status(error: DomainError) -> int:
+    """The status the API answers `error` with, from STATUS_BY_CODE."""
+    for cls in type(error).__mro__:
+        code = cls.__dict__.get("code")
+        if code in STATUS_BY_CODE:
+            return STATUS_BY_CODE[code]
+    return STATUS_BY_CODE[DomainError.code]
 
 
 class ApiError(Exception):
@@ -60,6 +97,23 @@ def error_response(
     return JsonResponse(error_body(code, message, details), status=status)
 
 
+def internal_error(request: HttpRequest, exc: BaseException) -> JsonResponse:
+    """The one 500 answer, for anything no other handler answers.
+
+    The log has the exception's class and traceback (code and the exception
+    text), never request bodies or headers; services keep secrets out of
+    exception messages.
+    """
+    logger.error(
+        "Unhandled %s answering %s %s",
+        type(exc).__name__,
+        request.method,
+        request.path,
+        exc_info=exc,
+    )
+    return error_response(500, "internal_error", INTERNAL_MESSAGE)
+
+
 def _field_of(loc: tuple | list) -> str:
     # ninja's loc is (source, [param name,] field, ...): keep what the client sent.
     parts = [str(p) for p in loc]
@@ -80,82 +134,72 @@ def _validation_details(exc: NinjaValidationError) -> list[dict[str, Any]]:
     return details
 
 
-def install_error_handlers(api: NinjaAPI) -> None:
-    """Register the JSON translations on the API (most specific class wins)."""
+def _on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    details = _validation_details(exc)
+    first = details[0] if details else {"field": "body", "message": "Invalid request."}
+    message = f"{first['field']}: {first['message']}"
+    return error_response(400, "validation_error", message, details)
 
-    def on_validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-        details = _validation_details(exc)
-        first = details[0] if details else {"field": "body", "message": "Invalid request."}
-        message = f"{first['field']}: {first['message']}"
-        return error_response(400, "validation_error", message, details)
 
-    def on_domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        if exc.http_status >= 500:
-            logger.error(
-                "%s (%s) answering %s %s",
-                type(exc).__name__,
-                exc.code,
-                request.method,
-                request.path,
-            )
-            return error_response(500, "internal_error", INTERNAL_MESSAGE)
-        details = None
-        if isinstance(exc, ValidationFailed):
-            detail: dict[str, Any] = {"field": exc.field or "body", "message": exc.message}
-            if "valid" in exc.details:
-                detail["valid"] = exc.details["valid"]
-            details = [detail]
-        response = error_response(exc.http_status, exc.code, exc.message, details)
-        if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+def _on_domain(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    status = http_status(exc)
+    if status >= 500:
+        return internal_error(request, exc)
+    details = None
+    if isinstance(exc, ValidationFailed):
+        detail: dict[str, Any] = {"field": exc.field or "body", "message": exc.message}
+        if "valid" in exc.details:
+            detail["valid"] = exc.details["valid"]
+        details = [detail]
+    response = error_response(status, exc.code, exc.message, details)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
-    def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-        return error_response(exc.status, exc.code, exc.message)
 
-    def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        if isinstance(exc.__cause__, ApiError):
-            # ninja wraps whatever the body parser raises in a 400; ours keeps its answer.
-            return on_api_error(request, exc.__cause__)
-        if exc.status_code == 401:
-            return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
-        if exc.status_code == 400:
-            # ninja raises this for a body it cannot parse.
-            return error_response(
-                400, "malformed_json", "The request body is not valid JSON (send an object)."
-            )
-        if exc.status_code == 404:
-            return error_response(404, "not_found", NOT_FOUND_MESSAGE)
-        return error_response(exc.status_code, "http_error", str(exc))
+def _on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error_response(exc.status, exc.code, exc.message)
 
-    def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        return payload_too_large()
 
-    def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        from django.http import Http404
-
-        if isinstance(exc, Http404):
-            return error_response(404, "not_found", NOT_FOUND_MESSAGE)
-        # The traceback has code and the exception text, never request bodies
-        # or headers; services keep secrets out of exception messages.
-        logger.error(
-            "Unhandled %s answering %s %s",
-            type(exc).__name__,
-            request.method,
-            request.path,
-            exc_info=exc,
+def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, ApiError):
+        # ninja wraps whatever the body parser raises in a 400; ours keeps its answer.
+        return _on_api_error(request, exc.__cause__)
+    if exc.status_code == 401:
+        return error_response(401, "unauthorized", UNAUTHORIZED_MESSAGE)
+    if exc.status_code == 400:
+        # ninja raises this for a body it cannot parse.
+        return error_response(
+            400, "malformed_json", "The request body is not valid JSON (send an object)."
         )
-        return error_response(500, "internal_error", INTERNAL_MESSAGE)
+    if exc.status_code == 404:
+        return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+    return error_response(exc.status_code, "http_error", str(exc))
 
-    handlers: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
-        (NinjaValidationError, on_validation),
-        (DomainError, on_domain),
-        (ApiError, on_api_error),
-        (HttpError, on_http_error),
-        (RequestDataTooBig, on_too_big),
-        (Exception, on_unexpected),
-    ]
-    for exc_class, handler in handlers:
+
+def _on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return payload_too_large()
+
+
+def _on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(404, "not_found", NOT_FOUND_MESSAGE)
+
+
+# Most specific class wins.
+HANDLERS: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
+    (NinjaValidationError, _on_validation),
+    (DomainError, _on_domain),
+    (ApiError, _on_api_error),
+    (HttpError, _on_http_error),
+    (RequestDataTooBig, _on_too_big),
+    (Http404, _on_not_found),
+    (Exception, internal_error),
+]
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    """Register the JSON translations on the API."""
+    for exc_class, handler in HANDLERS:
         api.add_exception_handler(exc_class, handler)
 
 

@@ -1,38 +1,45 @@
-"""Request and response shapes of /api/v1, and the functions that fill them.
+"""Request and response shapes of /api/v1.
 
 Money is always a string with two decimals; timestamps are RFC 3339 in UTC
-with a "Z"; enums are answered in canonical UPPERCASE. Internal enums
+with a "Z"; enums are answered in canonical UPPERCASE (the field types are in
+orders/representations.py, with the order's own shapes, which webhooks share).
+Output schemas read the objects the selectors and services return; resolvers
+(`resolve_<field>`) name what is not an attribute of them. Internal enums
 (classification, link type, inventory status) have no field here at all.
+Output schemas are described by comments, not docstrings: a docstring would
+become the schema's description in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from ninja import Field, Schema
 from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema, field_validator
 
-from orders.enums import (
-    DeliveryTime,
-    DeliveryType,
-    ItemStatus,
-    OrderStatus,
-    PaymentMethod,
-    ProductKind,
-    RechargeStatus,
-    SubStatus,
-    WalletEntryKind,
+from orders import rules
+from orders.enums import DeliveryTime, PaymentMethod
+from orders.representations import (
+    DeliveryTimeOut,
+    DeliveryTypeOut,
+    Money,
+    OrderSummaryOut,
+    ProductKindOut,
+    Timestamp,
+    WalletEntryKindOut,
 )
 
+if TYPE_CHECKING:
+    from orders.api.auth import IssuedToken
+    from orders.models import Product, WalletEntry
+    from orders.selectors.finance import LedgerPage
+    from orders.selectors.paging import Page
+    from orders.services.pricing import Quote
+
 MAX_ID = 2**63 - 1
-CENT = Decimal("0.01")
-MONEY_PATTERN = r"^-?\d+\.\d{2}$"
-DENOMINATION_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
-DENOMINATION_RE = re.compile(DENOMINATION_PATTERN)
-REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$"
 
 # --- Field types ---------------------------------------------------------------
 # Patterns say exactly what the API accepts, so a client (or a fuzzer) that
@@ -78,7 +85,7 @@ def _denomination(value: object) -> str:
         )
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
         return str(value)
-    if isinstance(value, str) and DENOMINATION_RE.fullmatch(value):
+    if isinstance(value, str) and rules.AMOUNT_RE.fullmatch(value):
         return value
     raise ValueError('denomination must be an amount like "25.00" (at most 2 decimals)')
 
@@ -91,7 +98,7 @@ Denomination = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": DENOMINATION_PATTERN},
+                {"type": "string", "pattern": rules.AMOUNT_PATTERN},
                 {"type": "integer", "minimum": 0, "maximum": 10**12 - 1},
             ],
             "description": 'Face value of one unit: a string like "25.00" or a whole number. '
@@ -107,52 +114,12 @@ DenominationQuery = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": DENOMINATION_PATTERN,
+            "pattern": rules.AMOUNT_PATTERN,
             "maxLength": 15,
             "description": 'Face value of one unit, like "25.00".',
         }
     ),
 ]
-Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["25.00"])]
-Timestamp = Annotated[
-    str, Field(json_schema_extra={"format": "date-time"}, examples=["2024-01-15T10:30:00Z"])
-]
-
-
-def _choices(enum: Any) -> Any:
-    return Literal[tuple(enum.values)]
-
-
-if TYPE_CHECKING:  # the checker sees plain strings; pydantic sees the exact values
-    type OrderStatusOut = str
-    type SubStatusOut = str
-    type DeliveryTimeOut = str
-    type DeliveryTypeOut = str
-    type ProductKindOut = str
-    type ItemStatusOut = str
-    type RechargeStatusOut = str
-    type WalletEntryKindOut = str
-else:
-    OrderStatusOut = _choices(OrderStatus)
-    SubStatusOut = _choices(SubStatus)
-    DeliveryTimeOut = _choices(DeliveryTime)
-    DeliveryTypeOut = _choices(DeliveryType)
-    ProductKindOut = _choices(ProductKind)
-    ItemStatusOut = _choices(ItemStatus)
-    RechargeStatusOut = _choices(RechargeStatus)
-    WalletEntryKindOut = _choices(WalletEntryKind)
-
-
-def money_text(value: Decimal) -> str:
-    return str(Decimal(value).quantize(CENT))
-
-
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --- Errors --------------------------------------------------------------------
 
 
@@ -183,11 +150,16 @@ class TokenIn(Schema):
     api_secret: str = Field(max_length=200)
 
 
+# Read from an IssuedToken.
 class TokenOut(Schema):
     access_token: str
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the token expires.")
     expires_at: Timestamp
+
+    @staticmethod
+    def resolve_token_type(token: IssuedToken) -> str:
+        return "Bearer"
 
 
 # --- Orders --------------------------------------------------------------------
@@ -206,7 +178,7 @@ class OrderCreateIn(Schema):
     denomination: Denomination
     quantity: StrictInt = Field(1, ge=1, le=1_000_000)
     reference_code: str = Field(
-        pattern=REFERENCE_PATTERN,
+        pattern=rules.REFERENCE_PATTERN,
         description="Your unique id for this order; the idempotency key.",
         examples=["ORD-ABC123"],
     )
@@ -241,75 +213,32 @@ class OrderCreateIn(Schema):
         return value
 
 
-class VoucherOut(Schema):
-    card_number: str | None
-    pin_code: str | None = Field(description="Only for CODE_WITH_PIN products, else null.")
-    claim_url: str | None
-    voucher_reference_number: str | None
-    expires_at: Timestamp | None
-
-
-class CustomerOut(Schema):
-    name: str
-    email: str
-    phone: str
-
-
-class OrderItemOut(Schema):
-    position: int
-    status: ItemStatusOut
-    recharge_status: RechargeStatusOut | None = Field(description="Mobile top-ups only.")
-
-
-class OrderSummaryOut(Schema):
-    id: int
-    reference_code: str
-    transaction_id: int | None
-    amount: Money
-    currency: str
-    product_id: int
-    denomination: Money
-    quantity: int
-    discount: Money
-    status: OrderStatusOut
-    sub_status: SubStatusOut
-    placed_at: Timestamp
-
-
-class OrderDetailOut(Schema):
-    id: int
-    reference_code: str
-    transaction_id: int | None = Field(description="The wallet entry that paid for the order.")
-    amount: Money
-    product_id: int
-    denomination: Money
-    quantity: int
-    discount: Money
-    vouchers: list[VoucherOut] = Field(
-        description="Delivered vouchers (DELIVERED / PARTIALLY_DELIVERED orders), else []."
-    )
-    status: OrderStatusOut
-    placed_at: Timestamp
-    sub_status: SubStatusOut
-    currency: str
-    delivery_time: DeliveryTimeOut
-    face_value: Money
-    fees: Money
-    taxes: Money
-    wallet_currency: str
-    wallet_amount: Money
-    customer: CustomerOut
-    items: list[OrderItemOut]
-
-
+# Read from the order_list selector's Page.
 class OrderPageOut(Schema):
     results: list[OrderSummaryOut]
     next: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+    @staticmethod
+    def resolve_results(page: Page) -> list[Any]:
+        return page.items
+
+    @staticmethod
+    def resolve_next(page: Page) -> str | None:
+        return page.next_cursor
 
 
 # --- Products ------------------------------------------------------------------
 
 
+def _stock(product: Product, context: dict[str, Any]) -> dict[Decimal, int]:
+    stock: dict[int, dict[Decimal, int]] = context["stock"]
+    return stock.get(product.pk, {})
+
+
+# Public fields only: never classification, link type or inventory status.
+#
+# Build it with `ProductOut.of(...)` (or a list with `ProductListOut.of(...)`):
+# the live delivery time needs the stock per denomination, which is not a column.
 class ProductOut(Schema):
     id: int
     name: str
@@ -330,11 +259,60 @@ class ProductOut(Schema):
     bulk_limit: int
     description: str
 
+    @classmethod
+    def of(cls, product: Product, *, stock: dict[int, dict[Decimal, int]]) -> Self:
+        """`stock`: allocatable units per product id and denomination."""
+        return cls.model_validate(product, context={"stock": stock})
+
+    @staticmethod
+    def resolve_denominations(product: Product) -> list[Decimal] | None:
+        return None if product.is_range else product.denomination_list
+
+    @staticmethod
+    def resolve_min_denomination(product: Product) -> Decimal | None:
+        return product.min_denomination if product.is_range else None
+
+    @staticmethod
+    def resolve_max_denomination(product: Product) -> Decimal | None:
+        return product.max_denomination if product.is_range else None
+
+    @staticmethod
+    def resolve_delivery_time(product: Product, context: dict[str, Any]) -> DeliveryTime:
+        return rules.product_delivery_time(product=product, stock=_stock(product, context))
+
+    @staticmethod
+    def resolve_instant_denominations(product: Product, context: dict[str, Any]) -> list[Decimal]:
+        stock = _stock(product, context)
+        if not product.is_range:
+            return [value for value in product.denomination_list if stock.get(value, 0) > 0]
+        assert product.min_denomination is not None and product.max_denomination is not None
+        low, high = product.min_denomination, product.max_denomination
+        return sorted(value for value, units in stock.items() if units > 0 and low <= value <= high)
+
 
 class ProductListOut(Schema):
     results: list[ProductOut]
 
+    @classmethod
+    def of(cls, products: list[Product], *, stock: dict[int, dict[Decimal, int]]) -> Self:
+        return cls.model_validate({"results": products}, context={"stock": stock})
 
+
+@dataclass(frozen=True)
+class Availability:
+    """Allocatable units of one product and denomination against a wanted quantity."""
+
+    product_id: int
+    denomination: Decimal
+    quantity: int
+    available_units: int
+
+    @property
+    def delivery_time(self) -> DeliveryTime:
+        return rules.delivery_time(stock=self.available_units, units=self.quantity)
+
+
+# Read from an Availability.
 class AvailabilityOut(Schema):
     product_id: int
     denomination: Money
@@ -342,6 +320,10 @@ class AvailabilityOut(Schema):
     available: bool = Field(description="Inventory covers this quantity right now.")
     available_units: int
     delivery_time: DeliveryTimeOut
+
+    @staticmethod
+    def resolve_available(availability: Availability) -> bool:
+        return availability.delivery_time == DeliveryTime.INSTANT
 
 
 # --- Charges -------------------------------------------------------------------
@@ -354,6 +336,7 @@ class ChargesIn(Schema):
     wallet_currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
 
 
+# Read from the pricing service's Quote.
 class ChargesOut(Schema):
     product_id: int
     denomination: Money
@@ -369,6 +352,15 @@ class ChargesOut(Schema):
     wallet_amount: Money = Field(description="What placing this order takes from the wallet.")
     delivery_time: DeliveryTimeOut
 
+    @staticmethod
+    def resolve_product_id(quote: Quote) -> int:
+        return quote.product.pk
+
+    @staticmethod
+    def resolve_exchange_rate(quote: Quote) -> str:
+        text = format(quote.exchange_rate, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
 
 # --- Wallet --------------------------------------------------------------------
 
@@ -383,6 +375,7 @@ class WalletListOut(Schema):
     wallets: list[WalletOut]
 
 
+# Read from a WalletEntry (with its wallet).
 class LedgerEntryOut(Schema):
     id: int
     kind: WalletEntryKindOut
@@ -393,7 +386,20 @@ class LedgerEntryOut(Schema):
     created_at: Timestamp
     note: str
 
+    @staticmethod
+    def resolve_currency(entry: WalletEntry) -> str:
+        return entry.wallet.currency
 
+
+# Read from the wallet_ledger selector's LedgerPage.
 class LedgerPageOut(Schema):
     results: list[LedgerEntryOut]
     next: str | None
+
+    @staticmethod
+    def resolve_results(page: LedgerPage) -> list[Any]:
+        return page.entries
+
+    @staticmethod
+    def resolve_next(page: LedgerPage) -> str | None:
+        return page.next_cursor

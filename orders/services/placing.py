@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
+from orders import rules
 from orders.enums import (
     ItemStatus,
     OrderStatus,
@@ -29,9 +30,7 @@ from orders.services.audit import audit_record
 from orders.services.pricing import Quote, charges_quote
 from orders.services.wallets import wallet_debit
 
-REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$")
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
-CENT = Decimal("0.01")
 MAX_CANONICAL_AMOUNT = Decimal(10) ** 15
 
 
@@ -80,7 +79,7 @@ def _amount_text(value: object) -> str:
         try:
             amount = Decimal(str(value).strip())
             if amount.is_finite() and abs(amount) < MAX_CANONICAL_AMOUNT:
-                return str(amount.quantize(CENT))
+                return rules.money_text(amount)
         except InvalidOperation:
             pass
     return str(value)
@@ -122,7 +121,7 @@ def order_create(
     and the order row commit together; fulfilment is enqueued after commit.
     """
     reference_code = (reference_code or "").strip()
-    if not REFERENCE_RE.match(reference_code):
+    if not rules.REFERENCE_RE.match(reference_code):
         raise ValidationFailed(
             "reference_code is required: 1-100 characters of letters, digits and . _ : - /",
             field="reference_code",

@@ -13,25 +13,21 @@ Every step rounds half-up to the cent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from orders import rules
 from orders.enums import DeliveryTime
 from orders.errors import ValidationFailed
 from orders.models import Client, Product, Wallet
 from orders.selectors.inventory import available_stock
 from orders.services.wallets import money
 
-CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
 RATE_PLACES = Decimal("0.00000001")
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)
@@ -158,10 +154,10 @@ def charges_quote(
     product = product_for_order(product_id=product_id)
     value = denomination_check(product=product, denomination=denomination)
     units = quantity_check(product=product, quantity=quantity)
-    face_value = _cents(value * units)
-    discount = _cents(face_value * product.discount_percent / HUNDRED)
-    fees = _cents(product.fee_fixed + face_value * product.fee_percent / HUNDRED)
-    taxes = _cents(fees * product.tax_percent / HUNDRED)
+    face_value = rules.cents(value * units)
+    discount = rules.cents(face_value * product.discount_percent / HUNDRED)
+    fees = rules.cents(product.fee_fixed + face_value * product.fee_percent / HUNDRED)
+    taxes = rules.cents(fees * product.tax_percent / HUNDRED)
     total = face_value - discount + fees + taxes
     wallet = _paying_wallet(
         client=client, currency=product.currency, wallet_currency=wallet_currency
@@ -186,7 +182,7 @@ def charges_quote(
         wallet=wallet,
         wallet_currency=pay_currency,
         exchange_rate=rate,
-        wallet_amount=_cents(total * rate),
-        delivery_time=DeliveryTime.INSTANT if stock >= units else DeliveryTime.DELAYED,
+        wallet_amount=rules.cents(total * rate),
+        delivery_time=rules.delivery_time(stock=stock, units=units),
         available_units=stock,
     )

@@ -32,9 +32,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.crypto import unseal
-from orders.enums import ItemStatus, WebhookDeliveryStatus, WebhookEvent
+from orders.enums import WebhookDeliveryStatus, WebhookEvent
 from orders.errors import ValidationFailed
 from orders.models import Client, Order, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from orders.representations import OrderWebhookOut
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.backoff import backoff_seconds
@@ -92,32 +93,9 @@ def webhook_endpoint_create(
 
 
 def order_summary(*, order: Order) -> dict[str, Any]:
-    """What a webhook says about an order: no voucher data, ever."""
-    delivered = order.items.filter(status=ItemStatus.DELIVERED).count()
-    return json.loads(
-        json.dumps(
-            {
-                "id": order.pk,
-                "reference_code": order.reference_code,
-                "status": order.status,
-                "sub_status": order.sub_status,
-                "product_id": order.product_id,
-                "denomination": f"{order.denomination:.2f}",
-                "quantity": order.quantity,
-                "delivered_count": delivered,
-                "amount": f"{order.amount:.2f}",
-                "currency": order.currency,
-                "wallet_amount": f"{order.wallet_amount:.2f}",
-                "wallet_currency": order.wallet_currency,
-                "refund_amount": f"{order.refund_amount:.2f}",
-                "placed_at": order.placed_at,
-                "delivered_at": order.delivered_at,
-                "refunded_at": order.refunded_at,
-                "updated_at": order.updated_at,
-            },
-            cls=DjangoJSONEncoder,
-        )
-    )
+    """What a webhook says about an order: the API's representation of it
+    (orders/representations.py) with the event's fields; no voucher data, ever."""
+    return OrderWebhookOut.from_orm(order).model_dump(mode="json")
 
 
 def webhook_event_emit(*, order: Order, event: WebhookEvent) -> list[WebhookDelivery]:

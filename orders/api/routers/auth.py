@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router
 
-from orders.api.auth import credential_authenticate, token_auth_admit, token_issue
-from orders.api.schemas import BODY_ERRORS, ErrorOut, TokenIn, TokenOut, rfc3339
+from orders.api.auth import IssuedToken, credential_authenticate, token_auth_admit, token_issue
+from orders.api.schemas import BODY_ERRORS, ErrorOut, TokenIn, TokenOut
 
 router = Router(tags=["Authentication"])
 
@@ -24,7 +24,7 @@ router = Router(tags=["Authentication"])
     },
     summary="Get an access token",
 )
-def token_create(request: HttpRequest, payload: TokenIn) -> dict:
+def token_create(request: HttpRequest, payload: TokenIn) -> IssuedToken:
     """Exchange an API key and secret for a Bearer JWT (valid API_JWT_TTL_SECONDS).
 
     Send it as `Authorization: Bearer <access_token>`; a token of a credential
@@ -32,10 +32,4 @@ def token_create(request: HttpRequest, payload: TokenIn) -> dict:
     """
     principal = credential_authenticate(api_key=payload.api_key, api_secret=payload.api_secret)
     token_auth_admit(request, principal)
-    issued = token_issue(principal=principal)
-    return {
-        "access_token": issued.access_token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-        "expires_at": rfc3339(issued.expires_at),
-    }
+    return token_issue(principal=principal)

@@ -11,27 +11,26 @@ from django.http import HttpRequest
 from ninja import Path, Query, Router
 from ninja.responses import Status
 
+from orders import rules
 from orders.api import ratelimit
 from orders.api.errors import ApiError
 from orders.api.schemas import (
     BODY_ERRORS,
     MAX_ID,
-    REFERENCE_PATTERN,
+    CustomerIn,
     ErrorOut,
     OrderCreateIn,
-    OrderDetailOut,
     OrderPageOut,
     TimestampQuery,
     any_case_schema,
-    money_text,
-    rfc3339,
 )
 from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed, NotFound, ValidationFailed
 from orders.models import Order
+from orders.representations import OrderDetailOut
 from orders.selectors.inventory import available_stock
 from orders.selectors.orders import OrderFilters, order_for_client, order_list
-from orders.selectors.paging import CURSOR_PATTERN
+from orders.selectors.paging import CURSOR_PATTERN, Page
 from orders.services.placing import Customer, order_create
 from orders.services.reveal import RevealedVoucher, order_vouchers_reveal
 
@@ -39,7 +38,6 @@ logger = logging.getLogger("orders.api")
 router = Router(tags=["Orders"])
 
 ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
-OPEN_STATUSES = frozenset({OrderStatus.PLACED, OrderStatus.PENDING})
 # RFC 3339; a "+" in a query string arrives as a space, so a space offset is read as "+".
 RFC3339_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+\- ]\d{2}:\d{2})$"
@@ -51,74 +49,16 @@ def order_delivery_time(order: Order) -> DeliveryTime:
     AVAILABLE stock covers its undelivered units now; else DELAYED."""
     if order.sub_status == SubStatus.INVENTORY_FULFILLED:
         return DeliveryTime.INSTANT
-    if order.status in OPEN_STATUSES:
-        missing = sum(1 for item in order.items.all() if item.status != ItemStatus.DELIVERED)
-        stock = available_stock(product_id=order.product_id, denomination=order.denomination)
-        return DeliveryTime.INSTANT if stock >= missing else DeliveryTime.DELAYED
-    return DeliveryTime.DELAYED
+    if not rules.is_open(order.status):
+        return DeliveryTime.DELAYED
+    missing = sum(1 for item in order.items.all() if item.status != ItemStatus.DELIVERED)
+    stock = available_stock(product_id=order.product_id, denomination=order.denomination)
+    # Nothing left to deliver waits on the vendor.
+    return rules.delivery_time(stock=stock, units=missing) if missing else DeliveryTime.INSTANT
 
 
-def order_summary_out(order: Order) -> dict:
-    return {
-        "id": order.pk,
-        "reference_code": order.reference_code,
-        "transaction_id": order.transaction_id,
-        "amount": money_text(order.amount),
-        "currency": order.currency,
-        "product_id": order.product_id,
-        "denomination": money_text(order.denomination),
-        "quantity": order.quantity,
-        "discount": money_text(order.discount),
-        "status": order.status,
-        "sub_status": order.sub_status,
-        "placed_at": rfc3339(order.placed_at),
-    }
-
-
-def order_detail_out(order: Order, vouchers: list[RevealedVoucher]) -> dict:
-    return {
-        "id": order.pk,
-        "reference_code": order.reference_code,
-        "transaction_id": order.transaction_id,
-        "amount": money_text(order.amount),
-        "product_id": order.product_id,
-        "denomination": money_text(order.denomination),
-        "quantity": order.quantity,
-        "discount": money_text(order.discount),
-        "vouchers": [
-            {
-                "card_number": v.card_number,
-                "pin_code": v.pin_code,
-                "claim_url": v.claim_url,
-                "voucher_reference_number": v.voucher_reference_number,
-                "expires_at": rfc3339(v.expires_at),
-            }
-            for v in vouchers
-        ],
-        "status": order.status,
-        "placed_at": rfc3339(order.placed_at),
-        "sub_status": order.sub_status,
-        "currency": order.currency,
-        "delivery_time": order_delivery_time(order),
-        "face_value": money_text(order.face_value),
-        "fees": money_text(order.fees),
-        "taxes": money_text(order.taxes),
-        "wallet_currency": order.wallet_currency or order.currency,
-        "wallet_amount": money_text(order.wallet_amount),
-        "customer": {
-            "name": order.customer_name,
-            "email": order.customer_email,
-            "phone": order.customer_phone,
-        },
-        "items": [
-            {
-                "position": item.position,
-                "status": item.status,
-                "recharge_status": item.recharge_status or None,
-            }
-            for item in order.items.all()
-        ],
-    }
+def _detail(order: Order, vouchers: list[RevealedVoucher]) -> OrderDetailOut:
+    return OrderDetailOut.of(order, vouchers=vouchers, delivery_time=order_delivery_time(order))
 
 
 def _timestamp(value: str | None, *, field: str) -> datetime | None:
@@ -138,6 +78,12 @@ def _timestamp(value: str | None, *, field: str) -> datetime | None:
     raise ValidationFailed(
         f"{field} must be an RFC 3339 timestamp like 2024-01-15T10:30:00Z.", field=field
     )
+
+
+def _customer(customer: CustomerIn | None) -> Customer | None:
+    if customer is None:
+        return None
+    return Customer(name=customer.name, email=customer.email, phone=customer.phone)
 
 
 def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
@@ -172,7 +118,6 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
     GET /orders/{id}, so `vouchers` is always [] here.
     """
     principal = request.auth  # type: ignore[attr-defined]
-    customer = payload.customer
     placed = order_create(
         client=principal.client,
         actor=principal.actor(request),
@@ -181,16 +126,14 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> Status:
         denomination=payload.denomination,
         quantity=payload.quantity,
         reference_code=payload.reference_code,
-        customer=Customer(name=customer.name, email=customer.email, phone=customer.phone)
-        if customer
-        else None,
+        customer=_customer(payload.customer),
         payment_method=payload.payment_method,
         recipient_phone=payload.recipient_phone,
         wallet_currency=payload.wallet_currency,
     )
     order = order_for_client(client_id=principal.client.pk, order_id=placed.order.pk)
     assert order is not None
-    return Status(201 if placed.created else 200, order_detail_out(order, vouchers=[]))
+    return Status(201 if placed.created else 200, _detail(order, vouchers=[]))
 
 
 @router.get(
@@ -211,7 +154,9 @@ def order_list_view(
         Query(description="Repeatable or comma-separated, any case."),
     ] = None,
     product_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    reference_code: Annotated[str | None, Query(pattern=REFERENCE_PATTERN, max_length=100)] = None,
+    reference_code: Annotated[
+        str | None, Query(pattern=rules.REFERENCE_PATTERN, max_length=100)
+    ] = None,
     placed_after: Annotated[
         TimestampQuery | None,
         Query(description="RFC 3339, inclusive", example="2024-01-15T00:00:00Z"),
@@ -220,7 +165,7 @@ def order_list_view(
         TimestampQuery | None,
         Query(description="RFC 3339, exclusive", example="2024-02-01T00:00:00Z"),
     ] = None,
-) -> dict:
+) -> Page:
     """Your orders, newest first, by keyset: follow `next` until it is null.
     Summaries carry no vouchers."""
     filters = OrderFilters(
@@ -232,8 +177,7 @@ def order_list_view(
         placed_after=_timestamp(placed_after, field="placed_after"),
         placed_before=_timestamp(placed_before, field="placed_before"),
     )
-    page = order_list(filters=filters, cursor=cursor or None, limit=limit)
-    return {"results": [order_summary_out(o) for o in page.items], "next": page.next_cursor}
+    return order_list(filters=filters, cursor=cursor or None, limit=limit)
 
 
 @router.get(
@@ -241,7 +185,7 @@ def order_list_view(
     response={200: OrderDetailOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Get order details",
 )
-def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict:
+def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> OrderDetailOut:
     """One of your orders with its decrypted vouchers once DELIVERED or
     PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`.
 
@@ -258,4 +202,4 @@ def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]
         # The message names the field and key id only, never the ciphertext.
         logger.error("Voucher decryption failed for order %s: %s", order.pk, exc.message)
         raise ApiError(500, "internal_error", "Failed to retrieve order") from None
-    return order_detail_out(order, vouchers)
+    return _detail(order, vouchers)

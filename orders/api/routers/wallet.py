@@ -7,8 +7,9 @@ from typing import Annotated
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from orders.api.schemas import ErrorOut, LedgerPageOut, WalletListOut, money_text, rfc3339
-from orders.selectors.finance import wallet_ledger, wallets_of_client
+from orders.api.schemas import ErrorOut, LedgerPageOut, WalletListOut
+from orders.models import Wallet
+from orders.selectors.finance import LedgerPage, wallet_ledger, wallets_of_client
 from orders.selectors.paging import CURSOR_PATTERN
 
 router = Router(tags=["Wallet"])
@@ -17,19 +18,10 @@ ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
 
 
 @router.get("", response={200: WalletListOut, **ERRORS}, summary="Wallet balances")
-def wallet_balances(request: HttpRequest) -> dict:
+def wallet_balances(request: HttpRequest) -> dict[str, list[Wallet]]:
     """The balance of each of your wallets (one per currency)."""
     wallets = wallets_of_client(client_id=request.auth.client.pk)  # type: ignore[attr-defined]
-    return {
-        "wallets": [
-            {
-                "currency": w.currency,
-                "balance": money_text(w.balance),
-                "updated_at": rfc3339(w.updated_at),
-            }
-            for w in wallets
-        ]
-    }
+    return {"wallets": wallets}
 
 
 @router.get(
@@ -42,27 +34,11 @@ def wallet_transactions(
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
     cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN, max_length=41)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-) -> dict:
+) -> LedgerPage:
     """Ledger entries newest first (debits negative), `next` cursor for the next page."""
-    page = wallet_ledger(
+    return wallet_ledger(
         client_id=request.auth.client.pk,  # type: ignore[attr-defined]
         currency=currency,
         cursor=cursor,
         limit=limit,
     )
-    return {
-        "results": [
-            {
-                "id": e.pk,
-                "kind": e.kind,
-                "amount": money_text(e.amount),
-                "balance_after": money_text(e.balance_after),
-                "currency": e.wallet.currency,
-                "order_id": e.order_id,
-                "created_at": rfc3339(e.created_at),
-                "note": e.note,
-            }
-            for e in page.entries
-        ],
-        "next": page.next_cursor,
-    }

@@ -1,0 +1,225 @@
+"""How an order is shown outside the system: in /api/v1 answers and in webhooks.
+
+The API's order schemas and the webhook payload are the same classes, so a
+field means and looks the same in both (money as text with two decimals,
+timestamps RFC 3339 in UTC with a "Z", enums in canonical UPPERCASE) and the
+two cannot drift. The schemas read model objects: the field types below turn
+Decimals and datetimes into text, resolvers name the few fields a column does
+not hold. Internal enums (classification, link type, inventory status) have no
+field here at all.
+
+This module depends on the models, the rules and ninja only, so that both the
+API (orders/api/) and the services (services/webhooks.py) import it without
+the services reaching up into the API layer. The schemas are described by
+comments, not docstrings, which would change the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+from ninja import Field, Schema
+from pydantic import BeforeValidator
+
+from orders import rules
+from orders.enums import (
+    DeliveryTime,
+    DeliveryType,
+    ItemStatus,
+    OrderStatus,
+    ProductKind,
+    RechargeStatus,
+    SubStatus,
+    WalletEntryKind,
+)
+
+if TYPE_CHECKING:
+    from orders.models import Order, OrderItem
+    from orders.services.reveal import RevealedVoucher
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """A timestamp as the API writes it: UTC, whole seconds, "Z"."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money_text(value: object) -> object:
+    return rules.money_text(value) if isinstance(value, Decimal) else value
+
+
+def _timestamp_text(value: object) -> object:
+    return rfc3339(value) if isinstance(value, datetime) else value
+
+
+# --- Field types -----------------------------------------------------------------
+# An amount read from the database (a Decimal) is written as "25.00", a datetime
+# as "2024-01-15T10:30:00Z"; what is already text is checked as it is.
+Money = Annotated[
+    str,
+    BeforeValidator(_money_text),
+    Field(pattern=rules.MONEY_PATTERN, examples=["25.00"]),
+]
+Timestamp = Annotated[
+    str,
+    BeforeValidator(_timestamp_text),
+    Field(json_schema_extra={"format": "date-time"}, examples=["2024-01-15T10:30:00Z"]),
+]
+
+
+def _choices(enum: Any) -> Any:
+    return Literal[tuple(enum.values)]
+
+
+if TYPE_CHECKING:  # the checker sees plain strings; pydantic sees the exact values
+    type OrderStatusOut = str
+    type SubStatusOut = str
+    type DeliveryTimeOut = str
+    type DeliveryTypeOut = str
+    type ProductKindOut = str
+    type ItemStatusOut = str
+    type RechargeStatusOut = str
+    type WalletEntryKindOut = str
+else:
+    OrderStatusOut = _choices(OrderStatus)
+    SubStatusOut = _choices(SubStatus)
+    DeliveryTimeOut = _choices(DeliveryTime)
+    DeliveryTypeOut = _choices(DeliveryType)
+    ProductKindOut = _choices(ProductKind)
+    ItemStatusOut = _choices(ItemStatus)
+    RechargeStatusOut = _choices(RechargeStatus)
+    WalletEntryKindOut = _choices(WalletEntryKind)
+
+
+def _wallet_currency(order: Order) -> str:
+    # Orders placed before wallets could differ from the product carry no wallet currency.
+    return order.wallet_currency or order.currency
+
+
+# --- Orders ------------------------------------------------------------------------
+
+
+# One delivered voucher, read from the reveal service's RevealedVoucher.
+class VoucherOut(Schema):
+    card_number: str | None
+    pin_code: str | None = Field(description="Only for CODE_WITH_PIN products, else null.")
+    claim_url: str | None
+    voucher_reference_number: str | None
+    expires_at: Timestamp | None
+
+
+class CustomerOut(Schema):
+    name: str
+    email: str
+    phone: str
+
+
+class OrderItemOut(Schema):
+    position: int
+    status: ItemStatusOut
+    recharge_status: RechargeStatusOut | None = Field(description="Mobile top-ups only.")
+
+    @staticmethod
+    def resolve_recharge_status(item: OrderItem) -> str | None:
+        return item.recharge_status or None
+
+
+# An order without its vouchers: the order list's rows and the webhooks' base.
+class OrderSummaryOut(Schema):
+    id: int
+    reference_code: str
+    transaction_id: int | None
+    amount: Money
+    currency: str
+    product_id: int
+    denomination: Money
+    quantity: int
+    discount: Money
+    status: OrderStatusOut
+    sub_status: SubStatusOut
+    placed_at: Timestamp
+
+
+# One order with its delivered vouchers, in the order of the spec's fields.
+#
+# Build it with `OrderDetailOut.of(...)`: the vouchers (revealed and audited by
+# the reveal service) and the live delivery time are not columns of the order.
+class OrderDetailOut(Schema):
+    id: int
+    reference_code: str
+    transaction_id: int | None = Field(description="The wallet entry that paid for the order.")
+    amount: Money
+    product_id: int
+    denomination: Money
+    quantity: int
+    discount: Money
+    vouchers: list[VoucherOut] = Field(
+        description="Delivered vouchers (DELIVERED / PARTIALLY_DELIVERED orders), else []."
+    )
+    status: OrderStatusOut
+    placed_at: Timestamp
+    sub_status: SubStatusOut
+    currency: str
+    delivery_time: DeliveryTimeOut
+    face_value: Money
+    fees: Money
+    taxes: Money
+    wallet_currency: str
+    wallet_amount: Money
+    customer: CustomerOut
+    items: list[OrderItemOut]
+
+    @classmethod
+    def of(
+        cls,
+        order: Order,
+        *,
+        vouchers: Sequence[RevealedVoucher],
+        delivery_time: DeliveryTime,
+    ) -> Self:
+        context = {"vouchers": vouchers, "delivery_time": delivery_time}
+        return cls.model_validate(order, context=context)
+
+    @staticmethod
+    def resolve_vouchers(order: Order, context: dict[str, Any]) -> Sequence[RevealedVoucher]:
+        return context["vouchers"]
+
+    @staticmethod
+    def resolve_delivery_time(order: Order, context: dict[str, Any]) -> DeliveryTime:
+        return context["delivery_time"]
+
+    @staticmethod
+    def resolve_wallet_currency(order: Order) -> str:
+        return _wallet_currency(order)
+
+    @staticmethod
+    def resolve_customer(order: Order) -> dict[str, str]:
+        return {
+            "name": order.customer_name,
+            "email": order.customer_email,
+            "phone": order.customer_phone,
+        }
+
+
+# What a webhook says about an order: the API's summary of it plus what an
+# event reports (units delivered, the wallet side, the refund). Never a voucher.
+class OrderWebhookOut(OrderSummaryOut):
+    delivered_count: int
+    wallet_amount: Money
+    wallet_currency: str
+    refund_amount: Money
+    delivered_at: Timestamp | None
+    refunded_at: Timestamp | None
+    updated_at: Timestamp
+
+    @staticmethod
+    def resolve_delivered_count(order: Order) -> int:
+        return order.items.filter(status=ItemStatus.DELIVERED).count()
+
+    @staticmethod
+    def resolve_wallet_currency(order: Order) -> str:
+        return _wallet_currency(order)
