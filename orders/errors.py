@@ -163,3 +163,30 @@ class PriceChangeOwnRequest(PermissionDenied):
     """The maker of a price change cannot approve it: a second person must."""
 
     code = "own_price_change"
+
+
+# --- Money (wallet credits, refund reviews) ----------------------------------
+
+
+class CreditNeedsSecondApprover(Conflict):
+    """A staff top-up or adjustment above the limit goes through wallet_credit_request."""
+
+    code = "second_approval_required"
+
+
+class CreditOwnRequest(Conflict):
+    """The maker of a credit request can never be its approver."""
+
+    code = "own_credit_request"
+
+
+class CreditRequestDecided(Conflict):
+    """A credit request is approved or rejected once."""
+
+    code = "credit_request_decided"
+
+
+class RefundAlreadyApproved(Conflict):
+    """The same user approving twice never counts as two approvals."""
+
+    code = "refund_already_approved"

@@ -18,10 +18,10 @@ from django.db import transaction
 
 from orders.enums import RefundStatus
 from orders.errors import (
-    Conflict,
     DomainError,
     InvalidEnumValue,
     NotFound,
+    RefundAlreadyApproved,
     RefundNotDue,
     ValidationFailed,
 )
@@ -31,12 +31,6 @@ from orders.services.audit import audit_record
 from orders.services.refunds import refund_approve, refund_due
 
 Decision = RefundReview.Decision
-
-
-class RefundAlreadyApproved(Conflict):
-    """The same user approving twice never counts as two approvals."""
-
-    code = "refund_already_approved"
 
 
 @dataclass(frozen=True)

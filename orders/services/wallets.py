@@ -23,7 +23,9 @@ from django.utils import timezone
 
 from orders.enums import WalletEntryKind
 from orders.errors import (
-    Conflict,
+    CreditNeedsSecondApprover,
+    CreditOwnRequest,
+    CreditRequestDecided,
     InsufficientFunds,
     InvalidAmount,
     InvalidEnumValue,
@@ -122,24 +124,6 @@ def _apply(
         actor_user_id=actor.user_id,
         actor_label=actor.label,
     )
-
-
-class CreditNeedsSecondApprover(Conflict):
-    """A staff top-up or adjustment above the limit goes through wallet_credit_request."""
-
-    code = "second_approval_required"
-
-
-class CreditOwnRequest(Conflict):
-    """The maker of a credit request can never be its approver."""
-
-    code = "own_credit_request"
-
-
-class CreditRequestDecided(Conflict):
-    """A credit request is approved or rejected once."""
-
-    code = "credit_request_decided"
 
 
 def _guard_second_approver(*, amount: Decimal, actor: Actor, label: str) -> None:

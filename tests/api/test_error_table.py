@@ -8,7 +8,6 @@ import pkgutil
 import orders
 from orders import errors
 from orders.api.errors import STATUS_BY_CODE, http_status
-from orders.services import finance, wallets
 
 
 def _subclasses(cls: type) -> list[type]:
@@ -46,10 +45,10 @@ def test_statuses_are_the_ones_the_api_has_always_answered():
         errors.InventoryConflict: 409,
         errors.PriceChangeNotPending: 409,
         errors.PriceChangeStale: 409,
-        wallets.CreditNeedsSecondApprover: 409,
-        wallets.CreditOwnRequest: 409,
-        wallets.CreditRequestDecided: 409,
-        finance.RefundAlreadyApproved: 409,
+        errors.CreditNeedsSecondApprover: 409,
+        errors.CreditOwnRequest: 409,
+        errors.CreditRequestDecided: 409,
+        errors.RefundAlreadyApproved: 409,
         errors.RateLimited: 429,
         errors.DecryptionFailed: 500,
     }

@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from orders.enums import RefundStatus, SubStatus, WalletEntryKind
-from orders.errors import RefundNotDue, ValidationFailed
+from orders.errors import RefundAlreadyApproved, RefundNotDue, ValidationFailed
 from orders.models import AuditEvent, Order, RefundReview, Wallet, WalletEntry
 from orders.selectors.finance import RefundQueueFilters, refund_queue
 from orders.services.actors import Actor
-from orders.services.finance import RefundAlreadyApproved, refund_decide, refund_decide_many
+from orders.services.finance import refund_decide, refund_decide_many
 from tests.factories import UserFactory, refundable_order
 
 

@@ -10,13 +10,17 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from orders.enums import WalletEntryKind
-from orders.errors import InsufficientFunds, InvalidAmount, ValidationFailed
-from orders.models import AuditEvent, Order, Wallet, WalletCreditRequest, WalletEntry
-from orders.services.actors import Actor
-from orders.services.wallets import (
+from orders.errors import (
     CreditNeedsSecondApprover,
     CreditOwnRequest,
     CreditRequestDecided,
+    InsufficientFunds,
+    InvalidAmount,
+    ValidationFailed,
+)
+from orders.models import AuditEvent, Order, Wallet, WalletCreditRequest, WalletEntry
+from orders.services.actors import Actor
+from orders.services.wallets import (
     ledger_mismatches,
     money,
     wallet_adjust,
