@@ -19,7 +19,7 @@ OUTSIDE any transaction (a slow vendor never holds a lock):
 
 Transient vendor errors retry with exponential backoff until the retry window
 closes; a killed worker's order is picked up by the recovery sweep once its
-lease has run out.
+lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.tasks import task
 from django.utils import timezone
 
 from orders.enums import (
@@ -54,6 +54,7 @@ from orders.services.inventory import voucher_fingerprint
 from orders.services.refunds import refund_schedule
 from orders.services.transitions import order_transition
 from orders.services.webhooks import webhook_event_emit
+from orders.tasks import enqueue_on_commit
 from orders.vendors import get_adapter, get_operator, sandbox_scenario
 from orders.vendors.base import (
     RechargeResult,
@@ -88,14 +89,6 @@ def retry_delay_seconds(*, attempts: int) -> int:
     return backoff_seconds(base=settings.FULFILMENT_RETRY_BASE_SECONDS, attempts=attempts)
 
 
-def enqueue_fulfilment(order_id: int, run_after: datetime | None = None) -> None:
-    """Queue a fulfilment run (call on commit)."""
-    from orders.tasks import order_fulfil as fulfil_task
-
-    task = fulfil_task.using(run_after=run_after) if run_after else fulfil_task
-    task.enqueue(order_id)
-
-
 def _locked(order_id: int) -> Order:
     return Order.objects.select_for_update(no_key=True).get(pk=order_id)
 
@@ -107,6 +100,12 @@ def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = 
 
 
 # --- The run -----------------------------------------------------------------
+
+
+@task
+def order_fulfil_task(order_id: int) -> None:
+    """Fulfil a placed order (inventory first, then the vendor)."""
+    order_fulfil(order_id=order_id)
 
 
 def order_fulfil(*, order_id: int) -> Order:
@@ -380,7 +379,7 @@ def _retry_later(order_id: int, reason: str) -> Order:
         SubStatus.PENDING_REPROCESS,
         f"{reason}; attempt {order.attempts + 1} in {delay}s",
     )
-    transaction.on_commit(partial(enqueue_fulfilment, order.pk, due if delay > 0 else None))
+    enqueue_on_commit(order_fulfil_task, order.pk, run_after=due)
     return order
 
 
@@ -576,5 +575,5 @@ def order_retry(*, order_id: int, actor: Actor, note: str = "") -> Order:
         reason=note,
         data={"sub_status": order.sub_status},
     )
-    transaction.on_commit(partial(enqueue_fulfilment, order.pk, None))
+    enqueue_on_commit(order_fulfil_task, order.pk)
     return order
