@@ -197,3 +197,22 @@ def batch_importable(batch: ImportBatch) -> bool:
         and not batch.error_count
         and batch.row_count > 0
     )
+
+
+# --- Fulfilment lease ----------------------------------------------------------------
+
+# A fulfilment run leases the order it works on (`Order.leased_until`, for
+# TASK_LEASE_SECONDS). While the lease holds, no second run starts the order and
+# nobody cancels or retries it; a run that dies leaves a lapsed lease, which the
+# recovery sweep takes as "resume this order". `next_attempt_at` is only ever
+# when a scheduled retry is due.
+
+
+def lease_held_q(*, at: datetime) -> Q:
+    """Orders a fulfilment run holds at `at`: their lease runs past it."""
+    return Q(leased_until__gt=at)
+
+
+def is_leased(*, leased_until: datetime | None, at: datetime) -> bool:
+    """`lease_held_q` for one order in hand."""
+    return leased_until is not None and leased_until > at

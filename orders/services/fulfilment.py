@@ -4,8 +4,9 @@ A run of `order_fulfil` is a sequence of short transactions, each locking the
 order row and re-checking its state, with every vendor call in between and
 OUTSIDE any transaction (a slow vendor never holds a lock):
 
-1. begin: take a lease on the order (`next_attempt_at = now + TASK_LEASE_SECONDS`);
-   a second run while the lease holds (a duplicated task) does nothing.
+1. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
+   a second run while the lease holds (a duplicated task) does nothing, and so
+   does a run before the scheduled retry is due (`next_attempt_at`).
 2. inventory: allocate AVAILABLE, unexpired vouchers (earliest expiry first,
    SKIP LOCKED), one per missing unit; a voucher is on at most one item
    (OrderItem.voucher is one-to-one).
@@ -17,9 +18,10 @@ OUTSIDE any transaction (a slow vendor never holds a lock):
 4. finish: DELIVERED, PARTIALLY_DELIVERED or FAILED, the webhook event, and
    the refund of the undelivered value (see refunds).
 
-Transient vendor errors retry with exponential backoff until the retry window
-closes; a killed worker's order is picked up by the recovery sweep once its
-lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
+Every run ends by giving the lease back: the order is finished, or waits for
+its retry. Transient vendor errors retry with exponential backoff until the
+retry window closes; a killed worker's order is picked up by the recovery sweep
+once its lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from orders.enums import (
 )
 from orders.errors import OrderNotCancellable, OrderNotRetryable, ValidationFailed
 from orders.models import Order, OrderItem, Voucher
+from orders.rules import is_leased
 from orders.selectors import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
@@ -67,7 +70,7 @@ from orders.vendors.base import (
 logger = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("fulfilment")
-# A run in one of these sub-statuses holds the order until its lease runs out.
+# The sub-statuses of a run under way; one stuck there (its lease ran out) may be retried.
 IN_FLIGHT = frozenset(
     {
         SubStatus.PROCESSING,
@@ -128,18 +131,19 @@ def order_fulfil(*, order_id: int) -> Order:
 def _begin(order_id: int) -> Order | None:
     order = _locked(order_id)
     now = timezone.now()
-    if order.is_terminal:
-        return None
+    if order.is_terminal or is_leased(leased_until=order.leased_until, at=now):
+        return None  # finished, or another run holds the lease
     if (
         order.status == OrderStatus.PENDING
         and order.next_attempt_at
         and order.next_attempt_at > now
     ):
-        return None  # another run holds the lease, or a retry is scheduled for later
+        return None  # the scheduled retry is not due yet
     if order.retry_deadline is None:
         order.retry_deadline = now + timedelta(seconds=settings.FULFILMENT_RETRY_WINDOW_SECONDS)
-    order.next_attempt_at = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    order.save(update_fields=["retry_deadline", "next_attempt_at", "updated_at"])
+    order.leased_until = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    order.next_attempt_at = None  # this is the attempt that was due
+    order.save(update_fields=["retry_deadline", "leased_until", "next_attempt_at", "updated_at"])
     if order.status == OrderStatus.PLACED:
         order = _move(order, OrderStatus.PENDING, SubStatus.PROCESSING, "Fulfilment started")
     elif order.sub_status in (SubStatus.PENDING_REPROCESS, SubStatus.BULK_LIMIT_EXCEEDED):
@@ -372,7 +376,16 @@ def _retry_later(order_id: int, reason: str) -> Order:
             _fail_item(item, f"retry window closed: {reason}")
         return _finish(order, cause=SubStatus.REPROCESS_EXPIRED)
     order.next_attempt_at = due
-    order.save(update_fields=["attempts", "failure_reason", "next_attempt_at", "updated_at"])
+    order.leased_until = None
+    order.save(
+        update_fields=[
+            "attempts",
+            "failure_reason",
+            "next_attempt_at",
+            "leased_until",
+            "updated_at",
+        ]
+    )
     order = _move(
         order,
         OrderStatus.PENDING,
@@ -409,7 +422,7 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         )
         status, event = OrderStatus.FAILED, WebhookEvent.ORDER_FAILED
         note = f"Nothing delivered: {order.failure_reason or 'no unit could be supplied'}"
-    Order.objects.filter(pk=order.pk).update(next_attempt_at=None)
+    Order.objects.filter(pk=order.pk).update(next_attempt_at=None, leased_until=None)
     order = _move(order, status, sub, note)
     webhook_event_emit(order=order, event=event)
     if status != OrderStatus.DELIVERED:
@@ -515,7 +528,7 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
         raise OrderNotCancellable(
             f"Order {order.pk} was already bought from the vendor; it cannot be cancelled."
         )
-    if order.sub_status in IN_FLIGHT and order.next_attempt_at and order.next_attempt_at > now:
+    if is_leased(leased_until=order.leased_until, at=now):
         raise OrderNotCancellable(
             f"Order {order.pk} is being fulfilled right now; try again in a minute."
         )
@@ -523,9 +536,9 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
     order.items.filter(recharge_status=RechargeStatus.PENDING).update(
         recharge_status=RechargeStatus.CANCELLED
     )
-    order.next_attempt_at = None
+    order.next_attempt_at = order.leased_until = None
     order.failure_reason = f"Cancelled: {reason.strip()}"[:500]
-    order.save(update_fields=["next_attempt_at", "failure_reason", "updated_at"])
+    order.save(update_fields=["next_attempt_at", "leased_until", "failure_reason", "updated_at"])
     order_transition(
         order_id=order.pk,
         status=OrderStatus.CANCELLED,
@@ -552,13 +565,14 @@ def order_retry(*, order_id: int, actor: Actor, note: str = "") -> Order:
             f"Order {order.pk} is {order.status}/{order.sub_status}; only pending orders "
             "waiting for a retry or for an admin can be retried."
         )
-    if order.sub_status in IN_FLIGHT and order.next_attempt_at and order.next_attempt_at > now:
+    if is_leased(leased_until=order.leased_until, at=now):
         raise OrderNotRetryable(
             f"Order {order.pk} is being fulfilled right now; retry only if it stays stuck."
         )
     order.next_attempt_at = now
+    order.leased_until = None  # a lease that ran out: its run is presumed dead
     order.retry_deadline = now + timedelta(seconds=settings.FULFILMENT_RETRY_WINDOW_SECONDS)
-    order.save(update_fields=["next_attempt_at", "retry_deadline", "updated_at"])
+    order.save(update_fields=["next_attempt_at", "leased_until", "retry_deadline", "updated_at"])
     label = f"Retry requested by {actor.label}" + (f": {note}" if note else "")
     if order.status == OrderStatus.PENDING and order.sub_status != SubStatus.PROCESSING:
         order = order_transition(

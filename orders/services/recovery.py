@@ -5,9 +5,11 @@ at it again if that worker dies. Two sweeps make that safe:
 
 - `tasks_recover`: a task RUNNING for longer than TASK_LEASE_SECONDS is
   marked FAILED (its worker is presumed dead) and enqueued again;
-- `orders_recover`: an open order whose run stopped (PLACED for longer than the
-  lease, or PENDING past `next_attempt_at`, which is the run's lease or the
-  scheduled retry) gets a new fulfilment task.
+- `orders_recover`: an open order whose run stopped gets a new fulfilment
+  task: PLACED for longer than the lease, or PENDING and no run holds it (see
+  the lease in rules) while its last run's lease ran out, its scheduled retry
+  (`next_attempt_at`) is overdue, or it has neither and has not changed for a
+  lease.
 
 Queued rows name their task by dotted path. Tasks that moved keep working:
 `tasks_repath` points queued rows of a retired path at the task's new one
@@ -29,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.tasks import Task, TaskResultStatus, task_backends
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
@@ -36,6 +39,7 @@ from django_tasks_db.models import DBTaskResult
 
 from orders.enums import OrderStatus, SubStatus
 from orders.models import Order
+from orders.rules import lease_held_q
 from orders.services.actors import Actor
 from orders.services.expiry import vouchers_expire
 from orders.services.fulfilment import order_fulfil_task
@@ -144,16 +148,23 @@ def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int
     """
     lease = settings.TASK_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
-    stale_placed = Q(status=OrderStatus.PLACED, updated_at__lte=now - timedelta(seconds=lease))
-    grace = timedelta(seconds=settings.WORKER_SWEEP_SECONDS)
-    stale_pending = Q(status=OrderStatus.PENDING) & (
-        Q(next_attempt_at__lte=now - grace)
-        | Q(next_attempt_at__isnull=True, updated_at__lte=now - timedelta(seconds=lease))
+    unchanged = Q(updated_at__lte=now - timedelta(seconds=lease))
+    stale_placed = Q(status=OrderStatus.PLACED) & unchanged
+    # A sweep's grace after a lease or a retry is due, so a live worker goes first.
+    cutoff = now - timedelta(seconds=settings.WORKER_SWEEP_SECONDS)
+    stale_pending = (
+        Q(status=OrderStatus.PENDING)
+        & ~lease_held_q(at=cutoff)
+        & (
+            Q(leased_until__isnull=False)  # its last run died holding the lease
+            | Q(next_attempt_at__lte=cutoff)  # its scheduled retry is overdue
+            | (Q(next_attempt_at__isnull=True) & unchanged)  # it has neither, and waits
+        )
     )
     candidates = list(
         Order.objects.filter(stale_placed | stale_pending)
         .exclude(sub_status=SubStatus.BULK_LIMIT_EXCEEDED)  # waits for an admin
-        .order_by("next_attempt_at", "id")
+        .order_by(Coalesce("leased_until", "next_attempt_at"), "id")
         .values_list("pk", flat=True)[:limit]
     )
     queued = _orders_with_live_task(candidates)
