@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.tasks import task
 from django.utils import timezone
 
@@ -40,7 +39,6 @@ from orders.enums import (
     InventoryStatus,
     ItemStatus,
     OrderStatus,
-    ProductKind,
     RechargeStatus,
     SubStatus,
     VoucherSource,
@@ -48,7 +46,7 @@ from orders.enums import (
 )
 from orders.errors import OrderNotCancellable, OrderNotRetryable, ValidationFailed
 from orders.models import Order, OrderItem, Voucher
-from orders.rules import is_leased
+from orders.rules import holds_stock, is_leased, is_open, is_terminal, progressed_items_q
 from orders.selectors import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
@@ -120,7 +118,7 @@ def order_fulfil(*, order_id: int) -> Order:
     order = _begin(order_id)
     if order is None:
         return Order.objects.get(pk=order_id)
-    if order.product_kind == ProductKind.MOBILE_TOPUP:
+    if not holds_stock(order.product_kind):
         return _fulfil_topup(order)
     if sandbox_scenario(order) is None:
         _allocate_inventory(order_id)
@@ -131,7 +129,7 @@ def order_fulfil(*, order_id: int) -> Order:
 def _begin(order_id: int) -> Order | None:
     order = _locked(order_id)
     now = timezone.now()
-    if order.is_terminal or is_leased(leased_until=order.leased_until, at=now):
+    if is_terminal(order.status) or is_leased(leased_until=order.leased_until, at=now):
         return None  # finished, or another run holds the lease
     if (
         order.status == OrderStatus.PENDING
@@ -402,7 +400,7 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         _fail_item(item, "not delivered")
     delivered = order.items.filter(status=ItemStatus.DELIVERED).count()
     if delivered == order.quantity:
-        if order.product_kind == ProductKind.MOBILE_TOPUP:
+        if not holds_stock(order.product_kind):
             sub = SubStatus.COMPLETED
         elif order.items.exclude(vendor_ref="").exists():
             sub = SubStatus.VENDOR_VOUCHER_FETCHED
@@ -511,16 +509,11 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
         raise ValidationFailed("Say why the order is cancelled.", field="reason")
     order = _locked(order_id)
     now = timezone.now()
-    if order.status not in (OrderStatus.PLACED, OrderStatus.PENDING):
+    if not is_open(order.status):
         raise OrderNotCancellable(
             f"Order {order.pk} is {order.status} and can no longer be cancelled."
         )
-    progressed = order.items.filter(
-        Q(voucher__isnull=False)
-        | Q(status=ItemStatus.DELIVERED)
-        | Q(recharge_status__in=[RechargeStatus.DELIVERED, RechargeStatus.RECHARGED])
-    )
-    if progressed.exists():
+    if order.items.filter(progressed_items_q()).exists():
         raise OrderNotCancellable(
             f"Order {order.pk} already has delivered or allocated units; it cannot be cancelled."
         )
@@ -558,7 +551,7 @@ def order_retry(*, order_id: int, actor: Actor, note: str = "") -> Order:
     """Run fulfilment again now for a pending order that waits for a retry or is stuck."""
     order = _locked(order_id)
     now = timezone.now()
-    if order.status not in (OrderStatus.PLACED, OrderStatus.PENDING) or (
+    if not is_open(order.status) or (
         order.status == OrderStatus.PENDING and order.sub_status not in RETRYABLE
     ):
         raise OrderNotRetryable(
