@@ -13,7 +13,7 @@ is the backstop.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -23,16 +23,12 @@ from django.utils import timezone
 from orders.enums import ItemStatus, OrderStatus, RefundStatus, SubStatus, WebhookEvent
 from orders.errors import RefundNotDue
 from orders.models import Order
+from orders.rules import ZERO, is_refundable, prorata
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.transitions import order_transition
 from orders.services.wallets import wallet_refund
 from orders.services.webhooks import webhook_event_emit
-
-CENT = Decimal("0.01")
-REFUNDABLE_STATUSES = frozenset(
-    {OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.PARTIALLY_DELIVERED}
-)
 
 
 def undelivered_units(*, order: Order) -> int:
@@ -40,20 +36,10 @@ def undelivered_units(*, order: Order) -> int:
     return order.items.filter(~Q(status=ItemStatus.DELIVERED)).count()
 
 
-def prorata(*, charged: Decimal, undelivered: int, quantity: int) -> Decimal:
-    """charged × undelivered / quantity, half-up to the cent; exact at the ends."""
-    if undelivered <= 0:
-        return Decimal("0.00")
-    if undelivered >= quantity:
-        return charged.quantize(CENT)
-    share = charged * Decimal(undelivered) / Decimal(quantity)
-    return share.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def refund_due(*, order: Order) -> Decimal:
     """The undelivered value of a finished order, in the wallet's currency."""
-    if order.status not in REFUNDABLE_STATUSES:
-        return Decimal("0.00")
+    if not is_refundable(order.status):
+        return ZERO
     return prorata(
         charged=order.wallet_amount,
         undelivered=undelivered_units(order=order),
@@ -97,7 +83,7 @@ def _pay(*, order: Order, actor: Actor, note: str) -> Order:
 def refund_schedule(*, order_id: int, actor: Actor) -> Order:
     """Owe the undelivered value of a finished order; pay it now if ≤ AUTO_REFUND_LIMIT."""
     order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
-    if order.refund_status != RefundStatus.NONE or order.status not in REFUNDABLE_STATUSES:
+    if order.refund_status != RefundStatus.NONE or not is_refundable(order.status):
         return order  # already scheduled or paid, or nothing can be owed yet
     due = refund_due(order=order)
     if due <= 0:

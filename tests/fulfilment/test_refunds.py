@@ -13,9 +13,10 @@ from django_tasks_db.models import DBTaskResult
 from orders.enums import ItemStatus
 from orders.errors import OrderNotCancellable, OrderNotRetryable, RefundNotDue
 from orders.models import AuditEvent, Order, Wallet, WalletEntry
+from orders.rules import prorata
 from orders.services.actors import Actor
 from orders.services.fulfilment import order_cancel, order_fulfil, order_fulfil_task, order_retry
-from orders.services.refunds import prorata, refund_approve, refund_due, refund_schedule
+from orders.services.refunds import refund_approve, refund_due, refund_schedule
 from orders.services.wallets import ledger_mismatches
 from tests.fulfilment.conftest import stock
 
