@@ -127,6 +127,22 @@ VENDOR_SUB_STATUSES = (
 )
 
 
+# The sub-statuses of a fulfilment run under way; one stuck there (its lease ran
+# out) may be retried.
+IN_FLIGHT_SUB_STATUSES = frozenset(
+    {
+        SubStatus.PROCESSING,
+        SubStatus.VENDOR_ORDER_PENDING,
+        SubStatus.VENDOR_ORDER_CREATED,
+        SubStatus.VENDOR_VOUCHER_FETCHED,
+    }
+)
+# A PENDING order an agent may send through fulfilment again.
+RETRYABLE_SUB_STATUSES = (
+    frozenset({SubStatus.PENDING_REPROCESS, SubStatus.BULK_LIMIT_EXCEEDED}) | IN_FLIGHT_SUB_STATUSES
+)
+
+
 def status_values(statuses: frozenset[OrderStatus] | tuple[OrderStatus, ...]) -> list[str]:
     """The statuses as the strings a query filters on, in a stable order."""
     return sorted(str(status) for status in statuses)
@@ -142,6 +158,13 @@ def is_terminal(status: str) -> bool:
 
 def is_refundable(status: str) -> bool:
     return status in REFUNDABLE_STATUSES
+
+
+def is_retryable(*, status: str, sub_status: str) -> bool:
+    """PLACED, or PENDING waiting for a retry, for an admin, or stuck in a run."""
+    return status == OrderStatus.PLACED or (
+        status == OrderStatus.PENDING and sub_status in RETRYABLE_SUB_STATUSES
+    )
 
 
 def progressed_items_q() -> Q:
@@ -260,3 +283,22 @@ def file_importable(*, file_error: str, error_count: int, row_count: int) -> boo
 
 # Batches whose vouchers reached the stock: they may be quarantined or revoked.
 STOCKED_BATCH_STATUSES = frozenset({ImportBatchStatus.IMPORTED, ImportBatchStatus.QUARANTINED})
+
+
+# --- Fulfilment lease ----------------------------------------------------------------
+
+# A fulfilment run leases the order it works on (`Order.leased_until`, for
+# TASK_LEASE_SECONDS). While the lease holds, no second run starts the order and
+# nobody cancels or retries it; a run that dies leaves a lapsed lease, which the
+# recovery sweep takes as "resume this order". `next_attempt_at` is only ever
+# when a scheduled retry is due.
+
+
+def lease_held_q(*, at: datetime) -> Q:
+    """Orders a fulfilment run holds at `at`: their lease runs past it."""
+    return Q(leased_until__gt=at)
+
+
+def is_leased(*, leased_until: datetime | None, at: datetime) -> bool:
+    """`lease_held_q` for one order in hand."""
+    return leased_until is not None and leased_until > at

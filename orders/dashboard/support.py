@@ -29,7 +29,7 @@ from orders.dashboard.http import (
     page_or_partial,
 )
 from orders.dashboard.permissions import permission_for
-from orders.enums import DeliveryEmailStatus, OrderStatus
+from orders.enums import DeliveryEmailStatus
 from orders.errors import DomainError, RateLimited, ValidationFailed
 from orders.selectors import inventory as inventory_selectors
 from orders.selectors import orders as order_selectors
@@ -83,8 +83,7 @@ def _detail_context(order_id: int) -> dict[str, Any]:
         "revealable_voucher_statuses": [str(s) for s in reveal.REVEALABLE_VOUCHER_STATUSES],
         # Offered when they may apply; the services have the last word and explain a refusal.
         "can_cancel": rules.is_open(order.status),
-        "can_retry": order.status == OrderStatus.PLACED
-        or (order.status == OrderStatus.PENDING and order.sub_status in fulfilment.RETRYABLE),
+        "can_retry": rules.is_retryable(status=order.status, sub_status=order.sub_status),
         "can_resend": order.status in RESENDABLE_STATUSES and bool(order.customer_email),
         # The e-mails section reloads itself while one is still on its way.
         "emails_queued": any(

@@ -84,9 +84,11 @@ class Order(models.Model):
     placed_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # Retry bookkeeping (fulfilment).
+    # Retry bookkeeping (fulfilment): when the next scheduled retry is due, and
+    # until when a running attempt holds the order (its lease, see rules).
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
     retry_deadline = models.DateTimeField(null=True, blank=True)
     vendor_order_ref = models.CharField(max_length=100, blank=True)
     # Refund state of the undelivered value.
@@ -132,9 +134,15 @@ class Order(models.Model):
                 name="order_refund_queue",
                 condition=Q(refund_status="NOT_REFUNDED"),
             ),
+            # The recovery sweep: retries overdue and leases run out, open orders only.
             models.Index(
                 fields=["next_attempt_at"],
                 name="order_open_due",
+                condition=Q(status__in=["PLACED", "PENDING"]),
+            ),
+            models.Index(
+                fields=["leased_until"],
+                name="order_open_lease",
                 condition=Q(status__in=["PLACED", "PENDING"]),
             ),
         ]

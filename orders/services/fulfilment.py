@@ -4,8 +4,9 @@ A run of `order_fulfil` is a sequence of short transactions, each locking the
 order row and re-checking its state, with every vendor call in between and
 OUTSIDE any transaction (a slow vendor never holds a lock):
 
-1. begin: take a lease on the order (`next_attempt_at = now + TASK_LEASE_SECONDS`);
-   a second run while the lease holds (a duplicated task) does nothing.
+1. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
+   a second run while the lease holds (a duplicated task) does nothing, and so
+   does a run before the scheduled retry is due (`next_attempt_at`).
 2. inventory: allocate AVAILABLE, unexpired vouchers (earliest expiry first,
    SKIP LOCKED), one per missing unit; a voucher is on at most one item
    (OrderItem.voucher is one-to-one).
@@ -17,9 +18,10 @@ OUTSIDE any transaction (a slow vendor never holds a lock):
 4. finish: DELIVERED, PARTIALLY_DELIVERED or FAILED, the webhook event, and
    the refund of the undelivered value (see refunds).
 
-Transient vendor errors retry with exponential backoff until the retry window
-closes; a killed worker's order is picked up by the recovery sweep once its
-lease has run out.
+Every run ends by giving the lease back: the order is finished, or waits for
+its retry. Transient vendor errors retry with exponential backoff until the
+retry window closes; a killed worker's order is picked up by the recovery sweep
+once its lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
 """
 
 from __future__ import annotations
@@ -27,18 +29,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.tasks import task
 from django.utils import timezone
 
 from orders.enums import (
     InventoryStatus,
     ItemStatus,
     OrderStatus,
-    ProductKind,
     RechargeStatus,
     SubStatus,
     VoucherSource,
@@ -46,6 +46,14 @@ from orders.enums import (
 )
 from orders.errors import OrderNotCancellable, OrderNotRetryable, ValidationFailed
 from orders.models import Order, OrderItem, Voucher
+from orders.rules import (
+    holds_stock,
+    is_leased,
+    is_open,
+    is_retryable,
+    is_terminal,
+    progressed_items_q,
+)
 from orders.selectors.inventory import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
@@ -54,6 +62,7 @@ from orders.services.inventory import voucher_fingerprint
 from orders.services.refunds import refund_schedule
 from orders.services.transitions import order_transition
 from orders.services.webhooks import webhook_event_emit
+from orders.tasks import enqueue_on_commit
 from orders.vendors import get_adapter, get_operator, sandbox_scenario
 from orders.vendors.base import (
     RechargeResult,
@@ -66,15 +75,6 @@ from orders.vendors.base import (
 logger = logging.getLogger(__name__)
 
 SYSTEM = Actor.system("fulfilment")
-# A run in one of these sub-statuses holds the order until its lease runs out.
-IN_FLIGHT = frozenset(
-    {
-        SubStatus.PROCESSING,
-        SubStatus.VENDOR_ORDER_PENDING,
-        SubStatus.VENDOR_ORDER_CREATED,
-        SubStatus.VENDOR_VOUCHER_FETCHED,
-    }
-)
 
 
 def idempotency_key(*, order: Order) -> str:
@@ -86,14 +86,6 @@ def idempotency_key(*, order: Order) -> str:
 def retry_delay_seconds(*, attempts: int) -> int:
     """Backoff after the n-th transient failure: base × 2^(n-1), at most an hour."""
     return backoff_seconds(base=settings.FULFILMENT_RETRY_BASE_SECONDS, attempts=attempts)
-
-
-def enqueue_fulfilment(order_id: int, run_after: datetime | None = None) -> None:
-    """Queue a fulfilment run (call on commit)."""
-    from orders.tasks import order_fulfil as fulfil_task
-
-    task = fulfil_task.using(run_after=run_after) if run_after else fulfil_task
-    task.enqueue(order_id)
 
 
 def _locked(order_id: int) -> Order:
@@ -109,6 +101,12 @@ def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = 
 # --- The run -----------------------------------------------------------------
 
 
+@task
+def order_fulfil_task(order_id: int) -> None:
+    """Fulfil a placed order (inventory first, then the vendor)."""
+    order_fulfil(order_id=order_id)
+
+
 def order_fulfil(*, order_id: int) -> Order:
     """Deliver every unit once (inventory, then vendor); safe to run twice or concurrently.
 
@@ -118,7 +116,7 @@ def order_fulfil(*, order_id: int) -> Order:
     order = _begin(order_id)
     if order is None:
         return Order.objects.get(pk=order_id)
-    if order.product_kind == ProductKind.MOBILE_TOPUP:
+    if not holds_stock(order.product_kind):
         return _fulfil_topup(order)
     if sandbox_scenario(order) is None:
         _allocate_inventory(order_id)
@@ -129,18 +127,19 @@ def order_fulfil(*, order_id: int) -> Order:
 def _begin(order_id: int) -> Order | None:
     order = _locked(order_id)
     now = timezone.now()
-    if order.is_terminal:
-        return None
+    if is_terminal(order.status) or is_leased(leased_until=order.leased_until, at=now):
+        return None  # finished, or another run holds the lease
     if (
         order.status == OrderStatus.PENDING
         and order.next_attempt_at
         and order.next_attempt_at > now
     ):
-        return None  # another run holds the lease, or a retry is scheduled for later
+        return None  # the scheduled retry is not due yet
     if order.retry_deadline is None:
         order.retry_deadline = now + timedelta(seconds=settings.FULFILMENT_RETRY_WINDOW_SECONDS)
-    order.next_attempt_at = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    order.save(update_fields=["retry_deadline", "next_attempt_at", "updated_at"])
+    order.leased_until = now + timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    order.next_attempt_at = None  # this is the attempt that was due
+    order.save(update_fields=["retry_deadline", "leased_until", "next_attempt_at", "updated_at"])
     if order.status == OrderStatus.PLACED:
         order = _move(order, OrderStatus.PENDING, SubStatus.PROCESSING, "Fulfilment started")
     elif order.sub_status in (SubStatus.PENDING_REPROCESS, SubStatus.BULK_LIMIT_EXCEEDED):
@@ -373,14 +372,23 @@ def _retry_later(order_id: int, reason: str) -> Order:
             _fail_item(item, f"retry window closed: {reason}")
         return _finish(order, cause=SubStatus.REPROCESS_EXPIRED)
     order.next_attempt_at = due
-    order.save(update_fields=["attempts", "failure_reason", "next_attempt_at", "updated_at"])
+    order.leased_until = None
+    order.save(
+        update_fields=[
+            "attempts",
+            "failure_reason",
+            "next_attempt_at",
+            "leased_until",
+            "updated_at",
+        ]
+    )
     order = _move(
         order,
         OrderStatus.PENDING,
         SubStatus.PENDING_REPROCESS,
         f"{reason}; attempt {order.attempts + 1} in {delay}s",
     )
-    transaction.on_commit(partial(enqueue_fulfilment, order.pk, due if delay > 0 else None))
+    enqueue_on_commit(order_fulfil_task, order.pk, run_after=due)
     return order
 
 
@@ -390,7 +398,7 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         _fail_item(item, "not delivered")
     delivered = order.items.filter(status=ItemStatus.DELIVERED).count()
     if delivered == order.quantity:
-        if order.product_kind == ProductKind.MOBILE_TOPUP:
+        if not holds_stock(order.product_kind):
             sub = SubStatus.COMPLETED
         elif order.items.exclude(vendor_ref="").exists():
             sub = SubStatus.VENDOR_VOUCHER_FETCHED
@@ -410,7 +418,7 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         )
         status, event = OrderStatus.FAILED, WebhookEvent.ORDER_FAILED
         note = f"Nothing delivered: {order.failure_reason or 'no unit could be supplied'}"
-    Order.objects.filter(pk=order.pk).update(next_attempt_at=None)
+    Order.objects.filter(pk=order.pk).update(next_attempt_at=None, leased_until=None)
     order = _move(order, status, sub, note)
     webhook_event_emit(order=order, event=event)
     if status != OrderStatus.DELIVERED:
@@ -499,16 +507,11 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
         raise ValidationFailed("Say why the order is cancelled.", field="reason")
     order = _locked(order_id)
     now = timezone.now()
-    if order.status not in (OrderStatus.PLACED, OrderStatus.PENDING):
+    if not is_open(order.status):
         raise OrderNotCancellable(
             f"Order {order.pk} is {order.status} and can no longer be cancelled."
         )
-    progressed = order.items.filter(
-        Q(voucher__isnull=False)
-        | Q(status=ItemStatus.DELIVERED)
-        | Q(recharge_status__in=[RechargeStatus.DELIVERED, RechargeStatus.RECHARGED])
-    )
-    if progressed.exists():
+    if order.items.filter(progressed_items_q()).exists():
         raise OrderNotCancellable(
             f"Order {order.pk} already has delivered or allocated units; it cannot be cancelled."
         )
@@ -516,7 +519,7 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
         raise OrderNotCancellable(
             f"Order {order.pk} was already bought from the vendor; it cannot be cancelled."
         )
-    if order.sub_status in IN_FLIGHT and order.next_attempt_at and order.next_attempt_at > now:
+    if is_leased(leased_until=order.leased_until, at=now):
         raise OrderNotCancellable(
             f"Order {order.pk} is being fulfilled right now; try again in a minute."
         )
@@ -524,9 +527,9 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
     order.items.filter(recharge_status=RechargeStatus.PENDING).update(
         recharge_status=RechargeStatus.CANCELLED
     )
-    order.next_attempt_at = None
+    order.next_attempt_at = order.leased_until = None
     order.failure_reason = f"Cancelled: {reason.strip()}"[:500]
-    order.save(update_fields=["next_attempt_at", "failure_reason", "updated_at"])
+    order.save(update_fields=["next_attempt_at", "leased_until", "failure_reason", "updated_at"])
     order_transition(
         order_id=order.pk,
         status=OrderStatus.CANCELLED,
@@ -538,28 +541,24 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
     return refund_schedule(order_id=order.pk, actor=actor)
 
 
-RETRYABLE = frozenset({SubStatus.PENDING_REPROCESS, SubStatus.BULK_LIMIT_EXCEEDED}) | IN_FLIGHT
-
-
 @transaction.atomic
 def order_retry(*, order_id: int, actor: Actor, note: str = "") -> Order:
     """Run fulfilment again now for a pending order that waits for a retry or is stuck."""
     order = _locked(order_id)
     now = timezone.now()
-    if order.status not in (OrderStatus.PLACED, OrderStatus.PENDING) or (
-        order.status == OrderStatus.PENDING and order.sub_status not in RETRYABLE
-    ):
+    if not is_retryable(status=order.status, sub_status=order.sub_status):
         raise OrderNotRetryable(
             f"Order {order.pk} is {order.status}/{order.sub_status}; only pending orders "
             "waiting for a retry or for an admin can be retried."
         )
-    if order.sub_status in IN_FLIGHT and order.next_attempt_at and order.next_attempt_at > now:
+    if is_leased(leased_until=order.leased_until, at=now):
         raise OrderNotRetryable(
             f"Order {order.pk} is being fulfilled right now; retry only if it stays stuck."
         )
     order.next_attempt_at = now
+    order.leased_until = None  # a lease that ran out: its run is presumed dead
     order.retry_deadline = now + timedelta(seconds=settings.FULFILMENT_RETRY_WINDOW_SECONDS)
-    order.save(update_fields=["next_attempt_at", "retry_deadline", "updated_at"])
+    order.save(update_fields=["next_attempt_at", "leased_until", "retry_deadline", "updated_at"])
     label = f"Retry requested by {actor.label}" + (f": {note}" if note else "")
     if order.status == OrderStatus.PENDING and order.sub_status != SubStatus.PROCESSING:
         order = order_transition(
@@ -576,5 +575,5 @@ def order_retry(*, order_id: int, actor: Actor, note: str = "") -> Order:
         reason=note,
         data={"sub_status": order.sub_status},
     )
-    transaction.on_commit(partial(enqueue_fulfilment, order.pk, None))
+    enqueue_on_commit(order_fulfil_task, order.pk)
     return order

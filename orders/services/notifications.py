@@ -12,20 +12,22 @@ enqueues the send task on commit. The task claims the row in a short
 transaction, sends with no transaction open (each SMTP operation times out
 after EMAIL_TIMEOUT seconds), then records SENT, or FAILED after
 EMAIL_MAX_ATTEMPTS tries of a transient failure (or at once on a permanent
-one). The body is built in the task and never logged or stored.
+one). The body is built in the task and never logged or stored. The task
+`delivery_email_send_task` runs `delivery_email_send`; claiming and the
+lost-task sweep are the outbox's (see outbox.py).
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, mailers
 from django.db import transaction
+from django.tasks import task
 from django.utils import timezone
 
 from orders.enums import DeliveryEmailStatus, OrderStatus
@@ -34,6 +36,8 @@ from orders.models import DeliveryEmail, Order
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.backoff import backoff_seconds
+from orders.services.outbox import outbox_claim, outbox_overdue
+from orders.tasks import enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +63,6 @@ def _delivery_email_body(order: Order) -> str:
 def delivery_email_backoff_seconds(*, attempts: int) -> int:
     """Delay before the next try after `attempts` failures: base × 2^(n-1), ≤ 1 h."""
     return backoff_seconds(base=settings.EMAIL_RETRY_BASE_SECONDS, attempts=attempts)
-
-
-def _enqueue(email_id: int, run_after: datetime | None = None) -> None:
-    from orders.tasks import delivery_email_send as send_task
-
-    task = send_task.using(run_after=run_after) if run_after else send_task
-    task.enqueue(email_id)
 
 
 @transaction.atomic
@@ -102,27 +99,8 @@ def delivery_email_queue(*, order_id: int, actor: Actor, reason: str = "") -> De
         reason=reason,
         data={"to": order.customer_email, "delivery_email_id": email.pk},
     )
-    transaction.on_commit(partial(_enqueue, email.pk, None))
+    enqueue_on_commit(delivery_email_send_task, email.pk)
     return email
-
-
-def _claim(email_id: int) -> DeliveryEmail | None:
-    with transaction.atomic():
-        email = (
-            DeliveryEmail.objects.select_for_update(skip_locked=True, no_key=True)
-            .select_related("order__client")
-            .filter(pk=email_id, status=DeliveryEmailStatus.QUEUED)
-            .first()
-        )
-        now = timezone.now()
-        if email is None or (email.next_attempt_at and email.next_attempt_at > now):
-            return None  # sent, failed, not due yet, or another worker has it
-        # Held while the send is in flight (a handful of SMTP round trips, each
-        # bounded by the timeout); a dead worker's claim runs out.
-        lease = _mailer_timeout() * 8 + 10
-        email.next_attempt_at = now + timedelta(seconds=lease)
-        email.save(update_fields=["next_attempt_at"])
-        return email
 
 
 def _smtp_failure(error: Exception, *, timeout: float) -> tuple[str, bool]:
@@ -178,9 +156,23 @@ def _send(email: DeliveryEmail) -> tuple[str, bool]:
     return "", False
 
 
+@task
+def delivery_email_send_task(email_id: int) -> None:
+    """Send one queued delivery e-mail (after the request's commit, never inside it)."""
+    delivery_email_send(email_id=email_id)
+
+
 def delivery_email_send(*, email_id: int) -> DeliveryEmail | None:
     """Send one queued delivery e-mail with no transaction open; record SENT, retry or FAILED."""
-    email = _claim(email_id)
+    email = outbox_claim(
+        DeliveryEmail.objects.select_related("order__client").filter(
+            status=DeliveryEmailStatus.QUEUED
+        ),
+        pk=email_id,
+        # A handful of SMTP round trips, each bounded by the timeout: a dead
+        # worker's claim runs out.
+        hold_seconds=_mailer_timeout() * 8 + 10,
+    )
     if email is None:
         return DeliveryEmail.objects.filter(pk=email_id).first()
     error, transient = _send(email)
@@ -201,7 +193,7 @@ def _record_attempt(*, email_id: int, error: str, transient: bool) -> DeliveryEm
     elif transient and email.attempts < settings.EMAIL_MAX_ATTEMPTS:
         due = now + timedelta(seconds=delivery_email_backoff_seconds(attempts=email.attempts))
         email.next_attempt_at = due
-        transaction.on_commit(partial(_enqueue, email.pk, due if due > now else None))
+        enqueue_on_commit(delivery_email_send_task, email.pk, run_after=due)
         logger.warning(
             "delivery e-mail %d of order %d: attempt %d failed (%s); retrying",
             email.pk,
@@ -235,13 +227,11 @@ def _record_attempt(*, email_id: int, error: str, transient: bool) -> DeliveryEm
 
 def delivery_emails_resume(*, overdue_seconds: int | None = None, limit: int = 500) -> int:
     """Re-enqueue QUEUED e-mails whose task was lost (due for longer than the lease)."""
-    grace = settings.TASK_LEASE_SECONDS if overdue_seconds is None else overdue_seconds
-    cutoff = timezone.now() - timedelta(seconds=grace)
-    ids = list(
-        DeliveryEmail.objects.filter(status=DeliveryEmailStatus.QUEUED, next_attempt_at__lte=cutoff)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+    ids = outbox_overdue(
+        DeliveryEmail.objects.filter(status=DeliveryEmailStatus.QUEUED),
+        overdue_seconds=overdue_seconds,
+        limit=limit,
     )
     for email_id in ids:
-        _enqueue(email_id, None)
+        enqueue(delivery_email_send_task, email_id)
     return len(ids)

@@ -8,7 +8,6 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import partial
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -27,8 +26,10 @@ from orders.errors import Conflict, ValidationFailed
 from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
+from orders.services.fulfilment import order_fulfil_task
 from orders.services.pricing import Quote, charges_quote
 from orders.services.wallets import wallet_debit
+from orders.tasks import enqueue_on_commit
 
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 MAX_CANONICAL_AMOUNT = Decimal(10) ** 15
@@ -267,12 +268,5 @@ def _record(
         order_id=order.pk,
         data={"reference_code": reference_code, "amount": str(order.amount)},
     )
-    transaction.on_commit(partial(enqueue_fulfilment, order.pk))
+    enqueue_on_commit(order_fulfil_task, order.pk)
     return order
-
-
-def enqueue_fulfilment(order_id: int) -> None:
-    """Queue the fulfilment task for an order (call on commit)."""
-    from orders.tasks import order_fulfil
-
-    order_fulfil.enqueue(order_id)

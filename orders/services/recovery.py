@@ -5,9 +5,15 @@ at it again if that worker dies. Two sweeps make that safe:
 
 - `tasks_recover`: a task RUNNING for longer than TASK_LEASE_SECONDS is
   marked FAILED (its worker is presumed dead) and enqueued again;
-- `orders_recover`: an open order whose run stopped (PLACED for longer than the
-  lease, or PENDING past `next_attempt_at`, which is the run's lease or the
-  scheduled retry) gets a new fulfilment task.
+- `orders_recover`: an open order whose run stopped gets a new fulfilment
+  task: PLACED for longer than the lease, or PENDING and no run holds it (see
+  the lease in rules) while its last run's lease ran out, its scheduled retry
+  (`next_attempt_at`) is overdue, or it has neither and has not changed for a
+  lease.
+
+Queued rows name their task by dotted path. Tasks that moved keep working:
+`tasks_repath` points queued rows of a retired path at the task's new one
+(docs/decisions/0003-task-paths.md).
 
 Re-running is always safe: every fulfilment step locks the order row and
 re-checks its state (see fulfilment). `maintenance_sweep` runs both, the
@@ -25,17 +31,21 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.tasks import task_backends
+from django.db.models.functions import Coalesce
+from django.tasks import Task, TaskResultStatus, task_backends
 from django.utils import timezone
-from django.utils.module_loading import import_string
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from orders.enums import OrderStatus, SubStatus
 from orders.models import Order
+from orders.rules import lease_held_q
 from orders.services.actors import Actor
 from orders.services.expiry import vouchers_expire
-from orders.services.fulfilment import enqueue_fulfilment
-from orders.services.notifications import delivery_emails_resume
-from orders.services.webhooks import webhook_deliveries_resume
+from orders.services.fulfilment import order_fulfil_task
+from orders.services.notifications import delivery_email_send_task, delivery_emails_resume
+from orders.services.webhooks import webhook_deliver_task, webhook_deliveries_resume
+from orders.tasks import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -43,28 +53,54 @@ SWEEPER = Actor.system("sweeper")
 LEASE_EXPIRED = "orders.services.recovery.TaskLeaseExpired"
 
 
+# Where each task used to live: rows queued before a task moved still run it.
+RETIRED_TASK_PATHS: dict[str, Task[Any, Any]] = {
+    "orders.tasks.order_fulfil": order_fulfil_task,
+    "orders.tasks.webhook_deliver": webhook_deliver_task,
+    "orders.tasks.delivery_email_send": delivery_email_send_task,
+}
+OUR_TASKS = (order_fulfil_task, webhook_deliver_task, delivery_email_send_task)
+# Every task of ours by the paths a queued row may name it by.
+TASKS_BY_PATH: dict[str, Task[Any, Any]] = {
+    **RETIRED_TASK_PATHS,
+    **{task.module_path: task for task in OUR_TASKS},
+}
+
+
 class TaskLeaseExpired(Exception):
     """Recorded on a task whose worker stopped answering."""
 
 
 def _uses_database_backend() -> bool:
-    from django_tasks_db.backend import DatabaseBackend
-
     return isinstance(task_backends["default"], DatabaseBackend)
 
 
-def _reenqueue(task_path: str, args_kwargs: dict[str, Any]) -> None:
-    task = import_string(task_path)
+def _reenqueue(task: Task[Any, Any], args_kwargs: dict[str, Any]) -> None:
     task.enqueue(*args_kwargs.get("args", []), **args_kwargs.get("kwargs", {}))
+
+
+def _paths_of(task: Task[Any, Any]) -> list[str]:
+    return sorted(path for path, known in TASKS_BY_PATH.items() if known is task)
+
+
+def tasks_repath() -> int:
+    """Point READY rows queued under a retired task path at the task's current path."""
+    if not _uses_database_backend():
+        return 0  # other engines: the order, webhook and e-mail sweeps resume the work
+    moved = 0
+    for old_path, task in RETIRED_TASK_PATHS.items():
+        moved += DBTaskResult.objects.filter(
+            task_path=old_path, status=TaskResultStatus.READY
+        ).update(task_path=task.module_path)
+    if moved:
+        logger.info("Pointed %d queued task(s) at their tasks' new paths", moved)
+    return moved
 
 
 def tasks_recover(*, lease_seconds: int | None = None, limit: int = 200) -> int:
     """Fail tasks RUNNING longer than the lease and enqueue our ones again."""
     if not _uses_database_backend():
         return 0  # other engines (RQ, Celery) have their own lost-job handling
-    from django.tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-
     lease = settings.TASK_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
     with transaction.atomic():
@@ -84,8 +120,9 @@ def tasks_recover(*, lease_seconds: int | None = None, limit: int = 200) -> int:
             result.save(
                 update_fields=["status", "finished_at", "exception_class_path", "traceback"]
             )
-            if result.task_path.startswith("orders.tasks."):
-                transaction.on_commit(partial(_reenqueue, result.task_path, result.args_kwargs))
+            ours = TASKS_BY_PATH.get(result.task_path)
+            if ours is not None:
+                transaction.on_commit(partial(_reenqueue, ours, result.args_kwargs))
     if stale:
         logger.warning("Recovered %d task(s) from dead workers", len(stale))
     return len(stale)
@@ -95,11 +132,8 @@ def _orders_with_live_task(order_ids: list[int]) -> set[int]:
     """Orders that already have a READY or RUNNING fulfilment task (database backend)."""
     if not order_ids or not _uses_database_backend():
         return set()  # other engines: the time-based test above is all we have
-    from django.tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-
     live = DBTaskResult.objects.filter(
-        task_path="orders.tasks.order_fulfil",
+        task_path__in=_paths_of(order_fulfil_task),
         status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
         args_kwargs__args__0__in=order_ids,
     )
@@ -114,16 +148,23 @@ def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int
     """
     lease = settings.TASK_LEASE_SECONDS if lease_seconds is None else lease_seconds
     now = timezone.now()
-    stale_placed = Q(status=OrderStatus.PLACED, updated_at__lte=now - timedelta(seconds=lease))
-    grace = timedelta(seconds=settings.WORKER_SWEEP_SECONDS)
-    stale_pending = Q(status=OrderStatus.PENDING) & (
-        Q(next_attempt_at__lte=now - grace)
-        | Q(next_attempt_at__isnull=True, updated_at__lte=now - timedelta(seconds=lease))
+    unchanged = Q(updated_at__lte=now - timedelta(seconds=lease))
+    stale_placed = Q(status=OrderStatus.PLACED) & unchanged
+    # A sweep's grace after a lease or a retry is due, so a live worker goes first.
+    cutoff = now - timedelta(seconds=settings.WORKER_SWEEP_SECONDS)
+    stale_pending = (
+        Q(status=OrderStatus.PENDING)
+        & ~lease_held_q(at=cutoff)
+        & (
+            Q(leased_until__isnull=False)  # its last run died holding the lease
+            | Q(next_attempt_at__lte=cutoff)  # its scheduled retry is overdue
+            | (Q(next_attempt_at__isnull=True) & unchanged)  # it has neither, and waits
+        )
     )
     candidates = list(
         Order.objects.filter(stale_placed | stale_pending)
         .exclude(sub_status=SubStatus.BULK_LIMIT_EXCEEDED)  # waits for an admin
-        .order_by("next_attempt_at", "id")
+        .order_by(Coalesce("leased_until", "next_attempt_at"), "id")
         .values_list("pk", flat=True)[:limit]
     )
     queued = _orders_with_live_task(candidates)
@@ -132,7 +173,7 @@ def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int
         # Not again for another lease, whatever the queue's backlog.
         Order.objects.filter(pk__in=ids, status=OrderStatus.PLACED).update(updated_at=now)
         for order_id in ids:
-            enqueue_fulfilment(order_id)
+            enqueue(order_fulfil_task, order_id)
         logger.info("Re-enqueued fulfilment of %d stalled order(s)", len(ids))
     return len(ids)
 
@@ -140,6 +181,7 @@ def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int
 def maintenance_sweep() -> dict[str, int]:
     """One pass of every periodic job; safe to run on many workers at once."""
     return {
+        "tasks_repathed": tasks_repath(),
         "tasks_recovered": tasks_recover(),
         "orders_recovered": orders_recover(),
         "vouchers_expired": vouchers_expire(actor=SWEEPER),

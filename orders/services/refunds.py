@@ -23,7 +23,7 @@ from django.utils import timezone
 from orders.enums import ItemStatus, OrderStatus, RefundStatus, SubStatus, WebhookEvent
 from orders.errors import RefundNotDue
 from orders.models import Order
-from orders.rules import REFUNDABLE_STATUSES, ZERO, prorata
+from orders.rules import ZERO, is_refundable, prorata
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.transitions import order_transition
@@ -38,7 +38,7 @@ def undelivered_units(*, order: Order) -> int:
 
 def refund_due(*, order: Order) -> Decimal:
     """The undelivered value of a finished order, in the wallet's currency."""
-    if order.status not in REFUNDABLE_STATUSES:
+    if not is_refundable(order.status):
         return ZERO
     return prorata(
         charged=order.wallet_amount,
@@ -83,7 +83,7 @@ def _pay(*, order: Order, actor: Actor, note: str) -> Order:
 def refund_schedule(*, order_id: int, actor: Actor) -> Order:
     """Owe the undelivered value of a finished order; pay it now if ≤ AUTO_REFUND_LIMIT."""
     order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
-    if order.refund_status != RefundStatus.NONE or order.status not in REFUNDABLE_STATUSES:
+    if order.refund_status != RefundStatus.NONE or not is_refundable(order.status):
         return order  # already scheduled or paid, or nothing can be owed yet
     due = refund_due(order=order)
     if due <= 0:

@@ -7,7 +7,9 @@ over ``f"{timestamp}.{body}"`` (header ``Starship-Signature: t=<unix>,v1=<hex>``
 times out after WEBHOOK_TIMEOUT_SECONDS, and is recorded as a WebhookAttempt.
 A 2xx answer marks the delivery DELIVERED; anything else is retried with
 exponential backoff until WEBHOOK_RETRY_HOURS have passed, then FAILED.
-Payloads carry the order summary only, never a voucher secret.
+Payloads carry the order summary only, never a voucher secret. The task
+`webhook_deliver_task` runs `webhook_deliver`; claiming and the lost-task
+sweep are the outbox's (see outbox.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.tasks import task
 from django.utils import timezone
 
 from orders.crypto import unseal
@@ -39,6 +41,8 @@ from orders.representations import OrderWebhookOut
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.backoff import backoff_seconds
+from orders.services.outbox import outbox_claim, outbox_overdue
+from orders.tasks import enqueue, enqueue_on_commit
 
 SIGNATURE_HEADER = "Starship-Signature"
 USER_AGENT = "Starship-Webhooks/1"
@@ -124,15 +128,8 @@ def webhook_event_emit(*, order: Order, event: WebhookEvent) -> list[WebhookDeli
         )
         if is_new:
             created.append(delivery)
-            transaction.on_commit(partial(_enqueue, delivery.pk, None))
+            enqueue_on_commit(webhook_deliver_task, delivery.pk)
     return created
-
-
-def _enqueue(delivery_id: int, run_after: datetime | None) -> None:
-    from orders.tasks import webhook_deliver
-
-    task = webhook_deliver.using(run_after=run_after) if run_after else webhook_deliver
-    task.enqueue(delivery_id)
 
 
 def _body(delivery: WebhookDelivery) -> str:
@@ -167,27 +164,22 @@ def _post(*, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, 
         return None, f"{type(exc).__name__}: {reason}"[:500]
 
 
-def _claim(delivery_id: int) -> WebhookDelivery | None:
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, no_key=True)
-            .select_related("endpoint")
-            .filter(pk=delivery_id, status=WebhookDeliveryStatus.PENDING)
-            .first()
-        )
-        now = timezone.now()
-        if delivery is None or (delivery.next_attempt_at and delivery.next_attempt_at > now):
-            return None  # delivered, failed, not due yet, or another worker has it
-        # Hold it while the request is in flight; a dead worker's claim runs out.
-        lease = settings.WEBHOOK_TIMEOUT_SECONDS * 3 + 10
-        delivery.next_attempt_at = now + timedelta(seconds=lease)
-        delivery.save(update_fields=["next_attempt_at"])
-        return delivery
+@task
+def webhook_deliver_task(delivery_id: int) -> None:
+    """POST one order event to a client's endpoint (retries schedule themselves)."""
+    webhook_deliver(delivery_id=delivery_id)
 
 
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
     """POST one due event; record the attempt; mark it delivered, retry later, or give up."""
-    delivery = _claim(delivery_id)
+    delivery = outbox_claim(
+        WebhookDelivery.objects.select_related("endpoint").filter(
+            status=WebhookDeliveryStatus.PENDING
+        ),
+        pk=delivery_id,
+        # The request's timeout with room to spare: a dead worker's claim runs out.
+        hold_seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 3 + 10,
+    )
     if delivery is None:
         return WebhookDelivery.objects.filter(pk=delivery_id).first()
     endpoint = delivery.endpoint
@@ -236,7 +228,7 @@ def _record_attempt(
         if delivery.give_up_at is not None:
             due = min(due, delivery.give_up_at)
         delivery.next_attempt_at = due
-        transaction.on_commit(partial(_enqueue, delivery.pk, due if due > now else None))
+        enqueue_on_commit(webhook_deliver_task, delivery.pk, run_after=due)
     delivery.save(
         update_fields=["status", "attempts", "last_status_code", "delivered_at", "next_attempt_at"]
     )
@@ -245,15 +237,11 @@ def _record_attempt(
 
 def webhook_deliveries_resume(*, overdue_seconds: int | None = None, limit: int = 500) -> int:
     """Re-enqueue PENDING events whose task was lost (due for longer than the lease)."""
-    grace = settings.TASK_LEASE_SECONDS if overdue_seconds is None else overdue_seconds
-    cutoff = timezone.now() - timedelta(seconds=grace)
-    ids = list(
-        WebhookDelivery.objects.filter(
-            status=WebhookDeliveryStatus.PENDING, next_attempt_at__lte=cutoff
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
+    ids = outbox_overdue(
+        WebhookDelivery.objects.filter(status=WebhookDeliveryStatus.PENDING),
+        overdue_seconds=overdue_seconds,
+        limit=limit,
     )
     for delivery_id in ids:
-        _enqueue(delivery_id, None)
+        enqueue(webhook_deliver_task, delivery_id)
     return len(ids)

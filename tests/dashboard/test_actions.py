@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from orders.enums import OrderStatus, SubStatus
 from orders.models import AuditEvent, DeliveryEmail, Order, StatusChange
-from orders.tasks import delivery_email_send
+from orders.services.notifications import delivery_email_send_task
 from tests.helpers.dashboard import CARD_NUMBER, PIN
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +81,7 @@ def test_resend_queues_a_summary_without_the_code_and_is_audited(
     assert mail.outbox == [] and after_commit  # queued: the request never sends
     queued = DeliveryEmail.objects.get(order=order)
     assert queued.status == "QUEUED"
-    delivery_email_send.call(queued.pk)  # what the worker runs once the request committed
+    delivery_email_send_task.call(queued.pk)  # what the worker runs once the request committed
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["grace@example.com"]

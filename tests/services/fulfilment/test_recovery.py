@@ -11,7 +11,13 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order
-from orders.services.recovery import maintenance_sweep, orders_recover, tasks_recover
+from orders.services.fulfilment import order_fulfil_task
+from orders.services.recovery import (
+    maintenance_sweep,
+    orders_recover,
+    tasks_recover,
+    tasks_repath,
+)
 from tests.factories import stock
 from tests.helpers.tasks import run_ready_tasks
 
@@ -19,14 +25,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _fulfil_tasks(status: str) -> int:
-    return DBTaskResult.objects.filter(task_path="orders.tasks.order_fulfil", status=status).count()
+    fulfil_tasks = DBTaskResult.objects.filter(task_path=order_fulfil_task.module_path)
+    return fulfil_tasks.filter(status=status).count()
 
 
 def test_a_task_running_past_its_lease_is_failed_and_enqueued_again(buyer, product, settings):
     settings.TASK_LEASE_SECONDS = 60
     stock(product, 1)
     order = buyer.place(product, "LOST-1")
-    task = DBTaskResult.objects.get(task_path="orders.tasks.order_fulfil")
+    task = DBTaskResult.objects.get(task_path=order_fulfil_task.module_path)
     task.claim("dead-worker")  # a worker claimed it, then was killed
     DBTaskResult.objects.filter(pk=task.pk).update(
         started_at=timezone.now() - timedelta(seconds=61)
@@ -76,3 +83,32 @@ def test_a_pending_order_whose_lease_ran_out_is_resumed(buyer, product, settings
 def test_recover_orders_command_reports_its_work(buyer, product, capsys):
     call_command("recover_orders", "--lease-seconds=3600")
     assert "recovered 0 task(s), re-enqueued 0 order(s)" in capsys.readouterr().out
+
+
+def test_a_task_queued_under_its_path_of_an_earlier_release_still_runs(buyer, product):
+    stock(product, 1)
+    order = buyer.place(product, "MOVED-1")
+    DBTaskResult.objects.update(task_path="orders.tasks.order_fulfil")  # the old path
+
+    assert tasks_repath() == 1
+    assert tasks_repath() == 0
+    run_ready_tasks()
+
+    assert Order.objects.get(pk=order.pk).status == "DELIVERED"
+    assert _fulfil_tasks(TaskResultStatus.SUCCESSFUL) == 1
+
+
+def test_a_dead_task_of_an_earlier_release_is_enqueued_under_its_new_path(buyer, product, settings):
+    settings.TASK_LEASE_SECONDS = 60
+    stock(product, 1)
+    order = buyer.place(product, "MOVED-2")
+    task = DBTaskResult.objects.get()
+    task.claim("dead-worker")
+    DBTaskResult.objects.filter(pk=task.pk).update(
+        task_path="orders.tasks.order_fulfil", started_at=timezone.now() - timedelta(seconds=61)
+    )
+
+    assert tasks_recover() == 1
+    assert _fulfil_tasks(TaskResultStatus.READY) == 1
+    run_ready_tasks()
+    assert Order.objects.get(pk=order.pk).status == "DELIVERED"

@@ -15,7 +15,7 @@ from orders.errors import OrderNotCancellable, OrderNotRetryable, RefundNotDue
 from orders.models import AuditEvent, Order, Wallet, WalletEntry
 from orders.rules import prorata
 from orders.services.actors import Actor
-from orders.services.fulfilment import order_cancel, order_fulfil, order_retry
+from orders.services.fulfilment import order_cancel, order_fulfil, order_fulfil_task, order_retry
 from orders.services.refunds import refund_approve, refund_due, refund_schedule
 from orders.services.wallets import ledger_mismatches
 from tests.factories import stock
@@ -132,7 +132,7 @@ def test_admin_retry_runs_a_waiting_order_now_and_is_recorded(buyer, product, se
 
     order = order_retry(order_id=order.pk, actor=FINANCE, note="vendor is back")
 
-    due_now = DBTaskResult.objects.ready().filter(task_path="orders.tasks.order_fulfil")
+    due_now = DBTaskResult.objects.ready().filter(task_path=order_fulfil_task.module_path)
     assert due_now.count() == 1  # the scheduled retry in 10 minutes is not ready; this one is
     assert order.status_changes.filter(note__contains="vendor is back").exists()
     assert AuditEvent.objects.filter(order=order, action="order.retry").exists()

@@ -13,6 +13,7 @@ from django.db.models import Count, Sum
 from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order, OrderItem, StatusChange, Voucher, Wallet, WalletEntry
+from orders.services.fulfilment import order_fulfil_task
 from orders.services.refunds import refund_due
 from orders.services.wallets import ledger_mismatches
 from tests.factories import stock
@@ -57,7 +58,7 @@ def test_two_workers_at_once_never_process_one_order_twice(workers, buyer, produ
     assert set(Order.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"DELIVERED"}
     starts = StatusChange.objects.filter(order_id__in=ids, from_status="PLACED")
     assert sorted(starts.values_list("order_id", flat=True)) == sorted(ids)  # one start each
-    runs = DBTaskResult.objects.filter(task_path="orders.tasks.order_fulfil")
+    runs = DBTaskResult.objects.filter(task_path=order_fulfil_task.module_path)
     assert runs.count() == len(ids) and runs.filter(status="SUCCESSFUL").count() == len(ids)
     assert all(len(r.worker_ids) == 1 for r in runs), "a task was claimed by two workers"
     per_order = runs.values("args_kwargs__args__0").annotate(n=Count("id"))
