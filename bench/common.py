@@ -1,12 +1,15 @@
-"""What every benchmark script shares: the database it runs against and Django setup.
+"""What every benchmark script shares: databases, Django setup and the percentile.
 
 The benchmark database is `BENCH_DATABASE_URL`, by default
 postgres://postgres@127.0.0.1:5432/bench. It is created when missing and is
-never the development or test database.
+never the development or test database; the scripts with a database of their
+own (bench_export, bench_inv, bench_pgbench) create it with the same
+`ensure_database`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -32,12 +35,23 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
-def ensure_database(url: str) -> None:
+def ensure_database(url: str) -> bool:
+    """Create the database of `url` on its server when missing; True when created."""
     name = database_name(url)
     with psycopg.connect(server_url(url), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
+    return not exists
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile (`fraction` 0.95 = p95) of `values`; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
 
 
 def setup_django(url: str, *, settings_module: str = "starship.settings") -> None:
@@ -56,3 +70,8 @@ def setup_django(url: str, *, settings_module: str = "starship.settings") -> Non
     import django
 
     django.setup()
+
+
+def rounded(value: float | None, places: int = 2) -> float | None:
+    """A figure for the results (milliseconds to 2 places); None stays None."""
+    return None if value is None else round(value, places)

@@ -27,23 +27,15 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import ensure_database  # noqa: E402
+
 DB = "bench_export"
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 EXPORT_PATH = "/dashboard/finance/export/orders.csv"
 GOAL_MB = 150.0
-
-
-def ensure_database() -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DB}"')
-
-
 DATABASE_URL = f"{SERVER}/{DB}"
 
 
@@ -145,7 +137,7 @@ def fill(orders: int) -> None:
 def prepare(orders: int, *, fill_orders: bool) -> None:
     """Database, schema, data and the bench superuser (in this, the parent, process)."""
     if fill_orders:
-        ensure_database()
+        ensure_database(DATABASE_URL)
     setup_django()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

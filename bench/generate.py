@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import database_url, ensure_database, setup_django
+from orders.rules import cents, holds_stock, is_refundable, prorata
 
 DAYS = 180
 CLIENTS = 50
@@ -74,10 +75,20 @@ CHUNK = 20_000  # orders per COPY round
 NULL = "\\N"
 
 
-def cents(value: int) -> str:
+def money(value: int) -> str:
+    """Integer cents as COPY text, two decimals ("-12.50"): the generator counts in
+    integer cents for speed and rounds with orders.rules where a rule rounds."""
     sign = "-" if value < 0 else ""
     value = abs(value)
     return f"{sign}{value // 100}.{value % 100:02d}"
+
+
+def in_cents(amount: Decimal) -> int:
+    return int(amount.scaleb(2))
+
+
+def of_cents(value: int) -> Decimal:
+    return Decimal(value).scaleb(-2)
 
 
 def ts(epoch: float) -> str:
@@ -112,12 +123,14 @@ class Generator:
     def __init__(self, *, orders: int, seed: int, now: float) -> None:
         from orders.crypto import keyring
         from orders.models import Voucher
+        from orders.services.inventory import voucher_fingerprint
 
         self.rng = random.Random(seed)
         self.orders = orders
         self.now = now
         self.start = now - DAYS * 86400
         self.keyring = keyring()
+        self.voucher_fingerprint = voucher_fingerprint
         self.aad = {
             name: Voucher._meta.get_field(name).aad  # type: ignore[union-attr]
             for name in ("card_number", "pin_code", "claim_url")
@@ -193,7 +206,7 @@ class Generator:
                 status="IMPORTED",
             )
             for p in products
-            if p.kind != "MOBILE_TOPUP"
+            if holds_stock(p.kind)
         )
         batch_of = {b.product_id: b.pk for b in batches}
         for p in products:
@@ -206,7 +219,7 @@ class Generator:
                     "delivery": p.delivery_type,
                     "currency": p.currency,
                     "denoms": [int(Decimal(d) * 100) for d in p.denominations],
-                    "discount_pm": int(Decimal(p.discount_percent) * 10),  # per mille
+                    "discount_percent": Decimal(p.discount_percent),
                     "vendor": p.vendor_id,
                     "batch": batch_of.get(p.pk),
                     "weight": rng.paretovariate(1.2),  # a few best sellers
@@ -237,20 +250,20 @@ class Generator:
             card = pin = None
             claim = self.seal("claim_url", url)
             last4 = ""
-            fp = self.keyring.fingerprint("url:" + url.encode().hex())
+            fp = self.voucher_fingerprint(delivery_type="URL", claim_url=url)
         else:
             number = f"{product['id']:03d}{vid:09d}{rng.getrandbits(32):010d}"
             card = self.seal("card_number", number)
             pin = self.seal("pin_code", f"{rng.randrange(10**6):06d}")
             claim = None
             last4 = number[-4:]
-            fp = self.keyring.fingerprint(number)
+            fp = self.voucher_fingerprint(delivery_type="CODE_WITH_PIN", card_number=number)
         expires = ts(at + 365 * 86400)
         delivered = ts(at) if status == "DELIVERED" else None
         self.tables["voucher"].add(
             vid,
             product["id"],
-            cents(denom),
+            money(denom),
             card,
             pin,
             None,
@@ -275,7 +288,7 @@ class Generator:
         count = 0
         now = self.now
         for product in self.products:
-            if product["kind"] == "MOBILE_TOPUP":
+            if not holds_stock(product["kind"]):
                 continue
             for denom in product["denoms"]:
                 for _ in range(self.rng.choice([0, 5, 40, 120, 300])):
@@ -294,8 +307,8 @@ class Generator:
             eid,
             wallet["id"],
             kind,
-            cents(amount),
-            cents(wallet["balance"]),
+            money(amount),
+            money(wallet["balance"]),
             order_id,
             note,
             None,
@@ -367,7 +380,8 @@ class Generator:
         if outcome == "partial" and quantity == 1:
             quantity = 2
         face = denom * quantity
-        discount = face * product["discount_pm"] // 1000
+        # As pricing charges it: face value × discount percent, half-up to the cent.
+        discount = in_cents(cents(of_cents(face) * product["discount_percent"] / 100))
         amount = face - discount
         wallet = self.wallets[(client, product["currency"])]
         is_open = placed > self.now - OPEN_MINUTES * 60
@@ -380,7 +394,7 @@ class Generator:
         n = rng.randrange(20_000)
         email = f"{first}.{last}{n}@mail.example"
         phone = f"+1555{rng.randrange(10**7):07d}"
-        topup = product["kind"] == "MOBILE_TOPUP"
+        topup = not holds_stock(product["kind"])
         from_inventory = not topup and rng.random() < 0.55
         step = (
             ("PENDING", "INVENTORY_FULFILLED")
@@ -427,8 +441,10 @@ class Generator:
         # Refund of the undelivered value.
         refund_status, refund_amount, refunded_at, refund_entry = "NONE", 0, None, None
         undelivered = quantity - delivered_units
-        if not is_open and undelivered:
-            refund_amount = amount * undelivered // quantity
+        if is_refundable(status) and undelivered:
+            refund_amount = in_cents(
+                prorata(charged=of_cents(amount), undelivered=undelivered, quantity=quantity)
+            )
             if placed > self.now - REFUND_OPEN_DAYS * 86400 and rng.random() < 0.5:
                 refund_status = "NOT_REFUNDED"
                 if status != "CANCELLED":
@@ -483,17 +499,17 @@ class Generator:
             product["kind"],
             product["delivery"],
             product["currency"],
-            cents(denom),
+            money(denom),
             quantity,
-            cents(face),
-            cents(discount),
+            money(face),
+            money(discount),
             "0.00",
             "0.00",
-            cents(amount),
+            money(amount),
             wallet["id"],
             product["currency"],
             "1",
-            cents(amount),
+            money(amount),
             "WALLET",
             status,
             sub,
@@ -510,7 +526,7 @@ class Generator:
             None,
             "" if from_inventory or is_open else f"VO-{oid}",
             refund_status,
-            cents(refund_amount),
+            money(refund_amount),
             refunded_at,
             refund_entry,
         )
@@ -632,7 +648,7 @@ def main() -> None:
         for wallet in gen.wallets.values():
             cursor.execute(
                 "UPDATE orders_wallet SET balance = %s WHERE id = %s",
-                [cents(wallet["balance"]), wallet["id"]],
+                [money(wallet["balance"]), wallet["id"]],
             )
         rebuilt = time.perf_counter()
     with connection.cursor() as cursor:

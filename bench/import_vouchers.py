@@ -19,9 +19,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import database_name, ensure_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_inv"
 GOAL_ROWS_PER_S = 5000
 
@@ -33,21 +37,6 @@ def peak_rss_mb() -> float:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(
-        (parts.scheme.replace("postgres", "postgresql", 1), parts.netloc, "/postgres", "", "")
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
 
 
 def write_csv(path: Path, rows: int, denominations: list[str]) -> None:
@@ -70,10 +59,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
+    if ensure_database(args.database_url):
+        print(f"created database {database_name(args.database_url)}")
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "starship.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import itertools
 import json
-import math
 import resource
 import socket
 import subprocess
@@ -48,6 +47,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile, rounded  # noqa: E402
+
 ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 MAX_DURATION_S = 600.0
 MAX_WARMUP_S = 60.0
@@ -71,14 +75,6 @@ class ResponseError(Exception):
 
 class ConnectionClosed(Exception):
     """The server closed the connection before the response was complete."""
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of an ascending list; None when empty."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def _parse_header(text: str) -> tuple[str, str]:
@@ -272,9 +268,6 @@ def _run(
     errors = sum(error_counts.values())
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
 
-    def ms(value: float | None) -> float | None:
-        return None if value is None else round(value, 2)
-
     return {
         "path": parts.path,
         "concurrency": concurrency,
@@ -284,10 +277,10 @@ def _run(
         "errors": errors,
         "error_counts": dict(error_counts),
         "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": ms(percentile(latencies, 0.50)),
-        "p95_ms": ms(percentile(latencies, 0.95)),
-        "p99_ms": ms(percentile(latencies, 0.99)),
-        "max_ms": ms(latencies[-1] if latencies else None),
+        "p50_ms": rounded(percentile(latencies, 0.50)),
+        "p95_ms": rounded(percentile(latencies, 0.95)),
+        "p99_ms": rounded(percentile(latencies, 0.99)),
+        "max_ms": rounded(latencies[-1] if latencies else None),
         # The load generator shares the machine: what it costs per request, warm-up included.
         "loadgen_cpu_ms_per_request": round(cpu * 1000 / max(1, sent), 3),
     }

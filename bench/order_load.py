@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import secrets
 import sys
 import tempfile
@@ -42,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import servers  # noqa: E402
+from bench.common import percentile, rounded  # noqa: E402
 
 if TYPE_CHECKING:
     from orders.models import Product
@@ -53,7 +53,6 @@ CURRENCY = "USD"
 DENOMINATION = "10.00"
 POLL_SECONDS = 0.05
 POST_TIMEOUT_S = 30.0
-OPEN_STATUSES = ("PLACED", "PENDING")
 
 
 @dataclass
@@ -61,13 +60,6 @@ class _Posted:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     order_ids: list[int] = field(default_factory=list)
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(1, math.ceil(fraction * len(ordered))) - 1], 2)
 
 
 # --- setup (in this process, through the services) ---------------------------
@@ -282,6 +274,7 @@ def order_throughput(
     the vendor had to help), timed_out, vouchers_imported (stock added by setup).
     """
     from orders.models import Order
+    from orders.rules import OPEN_STATUSES, status_values
 
     _check_same_database(database_url)
     product = _load_product()
@@ -325,7 +318,7 @@ def order_throughput(
         timed_out = True
         while time.perf_counter() < deadline:
             counts = _status_counts(order_ids)
-            if not any(counts[status] for status in OPEN_STATUSES):
+            if not any(counts[status] for status in status_values(OPEN_STATUSES)):
                 timed_out = False
                 break
             time.sleep(POLL_SECONDS)
@@ -361,13 +354,13 @@ def order_throughput(
         "seconds": round(seconds, 3),
         "orders_per_s": round(delivered / rate_seconds, 1) if rate_seconds else None,
         "seconds_db": round(seconds_db, 3) if seconds_db is not None else None,
-        "post_p50_ms": _percentile(latencies, 0.50),
-        "post_p95_ms": _percentile(latencies, 0.95),
+        "post_p50_ms": rounded(percentile(latencies, 0.50)),
+        "post_p95_ms": rounded(percentile(latencies, 0.95)),
         "post_errors": post_errors,
         "post_statuses": dict(statuses),
         "errors": post_errors + sum(not_delivered.values()),
-        "placed_to_delivered_p50_ms": _percentile(fulfil_ms, 0.50),
-        "placed_to_delivered_p95_ms": _percentile(fulfil_ms, 0.95),
+        "placed_to_delivered_p50_ms": rounded(percentile(fulfil_ms, 0.50)),
+        "placed_to_delivered_p95_ms": rounded(percentile(fulfil_ms, 0.95)),
         "not_delivered": not_delivered,
         "delivered_sub_statuses": dict(delivered_sub_statuses),
         "timed_out": timed_out,

@@ -16,7 +16,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import ensure_database  # noqa: E402
 
 DATABASE = "bench_pgbench"
 SERVER_URL = "postgres://postgres@127.0.0.1:5432"
@@ -41,15 +49,6 @@ def _pgbench() -> str:
     if found is None:
         raise RuntimeError("pgbench is not installed (apt-get install postgresql-client)")
     return found
-
-
-def _ensure_database(server_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_database_url(server_url, "postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 def _current_scale(url: str) -> int | None:
@@ -95,8 +94,8 @@ def pgbench_tps(
     if not 1 <= clients <= 64 or not 1 <= seconds <= 600 or not 1 <= scale <= 1000:
         raise ValueError("clients 1..64, seconds 1..600, scale 1..1000")
     pgbench = _pgbench()
-    _ensure_database(server_url)
     url = _database_url(server_url, DATABASE)
+    ensure_database(url)
     password = urlsplit(server_url).password
     bare_url = _without_password(url)
     initialised = False

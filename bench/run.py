@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, database_url, server_url, setup_django
+from bench.common import ROOT, database_url, percentile, server_url, setup_django
 
 RESULTS = ROOT / "bench" / "results"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -64,10 +64,10 @@ class Row:
 
 
 def summarise(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    median = statistics.median(ordered)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return median, p95
+    """Median and p95 of a non-empty series."""
+    p95 = percentile(samples, 0.95)
+    assert p95 is not None, "no samples"
+    return statistics.median(samples), p95
 
 
 def timed(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> list[float]:

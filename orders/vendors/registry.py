@@ -26,6 +26,10 @@ DEFAULT_ADAPTER = "simulated"
 # key -> (label, dotted path); paths here are code, not input.
 BUILTIN_ADAPTERS: dict[str, tuple[str, str]] = {
     DEFAULT_ADAPTER: ("Simulated vendor", "orders.vendors.simulated.SimulatedVendor"),
+    "simulated-slow": (
+        "Simulated vendor, slow (answers 'pending')",
+        "orders.vendors.simulated.SlowSimulatedVendor",
+    ),
 }
 logger = logging.getLogger(__name__)
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")

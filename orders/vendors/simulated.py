@@ -5,6 +5,11 @@ order and the same vouchers, so a retry never buys twice. Latency, transient
 errors and rejections are tuned with VENDOR_SIM_LATENCY_MS,
 VENDOR_SIM_TRANSIENT_RATE and VENDOR_SIM_REJECT_RATE. A sandbox `scenario`
 (see docs/sandbox.md) forces one outcome and switches the random rates off.
+
+`SlowSimulatedVendor` (registry key "simulated-slow") answers every call
+"pending": its orders wait, retried with backoff, until the retry window
+closes. `scripted` lets code in this process (seed_demo) act out a vendor's
+history through the real fulfilment engine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import hmac
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 
 from django.conf import settings
@@ -35,6 +43,12 @@ FAIL = "FAIL"  # the vendor rejects the order
 PARTIAL = "PARTIAL"  # the vendor delivers the first unit and rejects the rest
 SCENARIOS = (DELAYED, RETRY, FAIL, PARTIAL)
 RETRY_FAILURES = 2
+# Not sandbox scenarios: the slow vendor's answer, and a worker dying mid-call.
+TIMEOUT = "TIMEOUT"  # every call answers "pending" (a transient error)
+CRASH = "CRASH"  # the process stops while the vendor is asked (SimulatedCrash)
+# What `scripted` may act out: DELAYED there means "the vendor delivers".
+SCRIPTABLE = (DELAYED, FAIL, PARTIAL, TIMEOUT, CRASH)
+_script: ContextVar[str | None] = ContextVar("simulated_script", default=None)
 # What `place` hands out: SIM-<20 hex>-<units accepted>.
 _ORDER_REF = re.compile(r"SIM-[0-9A-F]{20}-([0-9]{1,4})")
 
@@ -49,17 +63,50 @@ def _unit_share(hex_digits: str) -> float:
     return int(hex_digits[:8], 16) / 0x1_0000_0000
 
 
+class SimulatedCrash(BaseException):
+    """The process "dies" in the middle of a vendor call (`scripted(CRASH)`).
+
+    A BaseException, so the fulfilment engine does not catch it: the order is
+    left exactly as a killed worker leaves it, in flight under its lease, for
+    the recovery sweep to resume.
+    """
+
+
+@contextmanager
+def scripted(scenario: str) -> Iterator[None]:
+    """Within the block, simulated vendors and operators called by this thread act
+    out `scenario` (one of SCRIPTABLE) at once, whatever the VENDOR_SIM_* settings;
+    a sandbox order keeps its own scenario. Only code that runs fulfilment in its
+    own process (seed_demo) can use it: the worker never enters it."""
+    if scenario not in SCRIPTABLE:
+        raise ValueError(f"cannot script {scenario!r}: one of {', '.join(SCRIPTABLE)}")
+    token = _script.set(scenario)
+    try:
+        yield
+    finally:
+        _script.reset(token)
+
+
 class _Simulation:
+    # The scenario of every call when neither a sandbox order nor a script says otherwise.
+    default_scenario: str | None = None
+
     def __init__(self, *, scenario: str | None = None, attempt: int = 0) -> None:
-        self.scenario = scenario
+        script = _script.get()
+        self.from_script = scenario is None and script is not None
+        self.scenario = scenario or script or self.default_scenario
         self.attempt = attempt
 
     def _latency(self) -> None:
         delay_ms = settings.VENDOR_SIM_LATENCY_MS
-        if delay_ms > 0:
+        if delay_ms > 0 and not self.from_script:
             time.sleep(delay_ms / 1000)
 
     def _transient(self, what: str) -> None:
+        if self.scenario == CRASH:
+            raise SimulatedCrash(f"the process stopped while the {what} call was answered")
+        if self.scenario == TIMEOUT:
+            raise VendorTransientError(f"simulated {what}: still pending at the vendor, try later")
         if self.scenario == RETRY and self.attempt < RETRY_FAILURES:
             raise VendorTransientError(f"sandbox: simulated {what} timeout")
         if self.scenario is None:
@@ -121,6 +168,18 @@ class SimulatedVendor(_Simulation):
             pin_code=str(int(h[24:32], 16) % 10000).rjust(4, "0"),
             voucher_reference_number=reference,
         )
+
+
+class SlowSimulatedVendor(SimulatedVendor):
+    """A supplier that confirms nothing yet: every call answers "pending" (transient).
+
+    Its orders wait in PENDING_REPROCESS, retried with backoff, until the retry
+    window closes (then FAILED/REPROCESS_EXPIRED and refunded): open orders that
+    the worker keeps trying and an agent can cancel or retry, or move to a
+    faster vendor in the admin and retry.
+    """
+
+    default_scenario = TIMEOUT
 
 
 class SimulatedOperator(_Simulation):
