@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from orders.dashboard.exports import LEDGER_EXPORT, ORDER_EXPORT, REFUND_EXPORT, csv_export
-from orders.dashboard.forms import MoneyField, OrderFilterForm, start_of_day
+from orders.dashboard.forms import MoneyField, OrderFilterForm, dates_in_order, start_of_day
 from orders.dashboard.http import (
     HtmxHttpRequest,
     flash_form_errors,
@@ -136,9 +136,7 @@ class LedgerFilterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        start, end = data.get("created_from"), data.get("created_to")
-        if start and end and start > end:
-            self.add_error("created_to", "“To” must be on or after “From”.")
+        dates_in_order(self, "created_from", "created_to")
         return data
 
     def to_filters(self) -> finance_selectors.LedgerFilters:

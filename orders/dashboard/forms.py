@@ -34,6 +34,15 @@ def _money_in_range(value: Decimal) -> None:
         raise forms.ValidationError(error.message, code="money_range") from None
 
 
+def dates_in_order(form: forms.Form, start: str, end: str) -> None:
+    """A "to" date before its "from" date is an error on the "to" field, named by
+    the fields' own labels."""
+    first, last = form.cleaned_data.get(start), form.cleaned_data.get(end)
+    if first and last and first > last:
+        labels = form.fields[end].label, form.fields[start].label
+        form.add_error(end, "“{}” must be on or after “{}”.".format(*labels))
+
+
 class MoneyField(forms.DecimalField):
     """Every money input of the dashboard: a finite amount with at most 2 decimals
     within the range of the amount columns, checked by the wallet service's money(),
@@ -110,9 +119,7 @@ class OrderFilterForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        start, end = data.get("placed_from"), data.get("placed_to")
-        if start and end and start > end:
-            self.add_error("placed_to", "“Placed to” must be on or after “Placed from”.")
+        dates_in_order(self, "placed_from", "placed_to")
         sub, speed = data.get("sub_status"), data.get("delivery_time")
         if sub and speed and SubStatus(sub) not in delivery_sub_statuses(speed):
             self.add_error(

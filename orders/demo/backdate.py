@@ -62,8 +62,8 @@ HUMAN_MINUTES: dict[SubStatus, tuple[int, int]] = {
 FINANCE_MINUTES = (20, 90)  # a refund approved by finance
 RETRY_MINUTES = (2, 10)  # an agent asks for a retry
 AUTOMATIC_REFUND = timedelta(minutes=1)
-# An open order's schedule: its next attempt (or lease) and the end of its retry window.
-SCHEDULE = ("next_attempt_at", "retry_deadline")
+# An open order's schedule: its next attempt, its lease and the end of its retry window.
+SCHEDULE = ("next_attempt_at", "leased_until", "retry_deadline")
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,8 @@ class Backdates:
             # The services' schedule, as if they had run at the planned time.
             if order.next_attempt_at is not None:
                 order.next_attempt_at += shift
+            if order.leased_until is not None:
+                order.leased_until += shift
             if order.retry_deadline is not None:
                 order.retry_deadline += shift
         elif order.retry_deadline is not None:

@@ -72,8 +72,8 @@ def test_a_scripted_crash_leaves_the_order_as_a_killed_worker_does_and_a_new_run
     order.refresh_from_db()
     assert (order.status, order.sub_status) == (OrderStatus.PENDING, SubStatus.VENDOR_ORDER_PENDING)
     lease = timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    assert order.next_attempt_at is not None
-    assert order.next_attempt_at > timezone.now() + lease - timedelta(minutes=1)
+    assert order.leased_until is not None
+    assert order.leased_until > timezone.now() + lease - timedelta(minutes=1)
     assert order_fulfil(order_id=order.pk).status == OrderStatus.PENDING  # the lease holds
-    Order.objects.filter(pk=order.pk).update(next_attempt_at=timezone.now())
+    Order.objects.filter(pk=order.pk).update(leased_until=timezone.now())
     assert order_fulfil(order_id=order.pk).status == OrderStatus.DELIVERED
