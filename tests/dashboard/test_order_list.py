@@ -60,7 +60,9 @@ def catalogue():
             client=zen,
             status=OrderStatus.PENDING,
             sub_status=SubStatus.PENDING_REPROCESS,
-            placed_at=now - timedelta(hours=1),
+            # Today at any hour of the day the test runs (an hour ago is yesterday
+            # from 00:00 to 01:00).
+            placed_at=now,
             reference_code="PO-SEARCH-ME",
         ),
     }
