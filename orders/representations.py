@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
 
 from ninja import Field, Schema
 from pydantic import BeforeValidator
@@ -38,7 +38,25 @@ from orders.enums import (
 
 if TYPE_CHECKING:
     from orders.models import Order, OrderItem
-    from orders.services.reveal import RevealedVoucher
+
+
+class PlainVoucher(Protocol):
+    """What a voucher's answer reads: the reveal service's RevealedVoucher."""
+
+    @property
+    def card_number(self) -> str | None: ...
+
+    @property
+    def pin_code(self) -> str | None: ...
+
+    @property
+    def claim_url(self) -> str | None: ...
+
+    @property
+    def voucher_reference_number(self) -> str | None: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -178,14 +196,14 @@ class OrderDetailOut(Schema):
         cls,
         order: Order,
         *,
-        vouchers: Sequence[RevealedVoucher],
+        vouchers: Sequence[PlainVoucher],
         delivery_time: DeliveryTime,
     ) -> Self:
         context = {"vouchers": vouchers, "delivery_time": delivery_time}
         return cls.model_validate(order, context=context)
 
     @staticmethod
-    def resolve_vouchers(order: Order, context: dict[str, Any]) -> Sequence[RevealedVoucher]:
+    def resolve_vouchers(order: Order, context: dict[str, Any]) -> Sequence[PlainVoucher]:
         return context["vouchers"]
 
     @staticmethod
