@@ -85,6 +85,9 @@ def django_as_owner(transactional_db: None) -> Iterator[None]:
     try:
         yield
     finally:
+        # Tables a test's migrations dropped and made again have no grants yet
+        # (only `migrate` grants, after it ran): grant as migrate would.
+        app_role_grant(role=APP_ROLE)
         connections["default"].close()
         db.update(USER=APP_ROLE, PASSWORD="")
 
