@@ -102,21 +102,12 @@ def _load_product() -> Product:
 
 
 def _available(product_id: int) -> int:
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from orders.enums import InventoryStatus
     from orders.models import Voucher
+    from orders.rules import allocatable_q
 
-    return (
-        Voucher.objects.filter(
-            product_id=product_id,
-            denomination=Decimal(DENOMINATION),
-            status=InventoryStatus.AVAILABLE,
-        )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
-        .count()
-    )
+    return Voucher.objects.filter(
+        allocatable_q(), product_id=product_id, denomination=Decimal(DENOMINATION)
+    ).count()
 
 
 def _stock_up(product_id: int, units: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 from django.core.management.color import no_style
 from django.core.management.sql import emit_post_migrate_signal, sql_flush
@@ -24,6 +25,7 @@ from django.test import TransactionTestCase
 
 from orders.crypto import reset_keyring
 from orders.db_roles import app_role_grant
+from orders.roles import ROLE_PERMISSIONS, role_permissions
 from orders.services.actors import Actor
 from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
 
@@ -189,3 +191,15 @@ def system_actor() -> Actor:
 @pytest.fixture
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def roles(transactional_db: None) -> None:
+    """Staff groups as migration 0003 makes them (a transactional test flushes them)."""
+    for role in ROLE_PERMISSIONS:
+        group, _ = Group.objects.get_or_create(name=role)
+        for name in role_permissions(role):
+            app_label, codename = name.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )

@@ -33,7 +33,7 @@ from orders.errors import (
     ValidationFailed,
 )
 from orders.models import Order, Wallet, WalletCreditRequest, WalletEntry
-from orders.rules import CENT, in_cents
+from orders.rules import CENT, in_cents, summed_cents
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
@@ -395,9 +395,7 @@ def ledger_mismatches() -> list[LedgerMismatch]:
     wallets = Wallet.objects.select_related("client").annotate(total=Sum("entries__amount"))
     mismatches = []
     for w in wallets.order_by("pk"):
-        # SQLite sums decimals as floats (100.00 - 99.99 = 0.0100000000000051):
-        # round to the cent, the unit every entry is written in.
-        total = (w.total or Decimal("0")).quantize(CENT)
+        total = summed_cents(w.total)
         if w.balance != total:
             mismatches.append(LedgerMismatch(w.pk, w.client.name, w.currency, w.balance, total))
     return mismatches

@@ -6,12 +6,10 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
 from orders.enums import OrderStatus, RefundStatus, SubStatus
 from orders.models import Order
-from orders.roles import ROLE_PERMISSIONS, role_permissions
 from orders.rules import OPEN_STATUSES, status_values
 from orders.services.actors import Actor
 from orders.services.fulfilment import order_cancel, order_retry
@@ -19,18 +17,6 @@ from orders.services.recovery import maintenance_sweep
 from tests.helpers.tasks import run_ready_tasks
 
 MD5 = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def roles(transactional_db: None) -> None:
-    """Staff groups as migration 0003 makes them (a transactional test flushes them)."""
-    for role in ROLE_PERMISSIONS:
-        group, _ = Group.objects.get_or_create(name=role)
-        for name in role_permissions(role):
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
 
 
 def _open(ids: list[int]) -> list[Order]:

@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
-
-from orders.roles import ROLE_PERMISSIONS, role_permissions
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -52,18 +49,6 @@ def e2e_settings(settings: Any) -> Any:
     settings.REVEAL_REMASK_SECONDS = 3
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return settings
-
-
-@pytest.fixture
-def roles(transactional_db: None) -> None:
-    """Staff groups as migration 0003 makes them (a transactional test flushes them)."""
-    for role in ROLE_PERMISSIONS:
-        group, _ = Group.objects.get_or_create(name=role)
-        for name in role_permissions(role):
-            app_label, codename = name.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
 
 
 @dataclass
