@@ -37,7 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database_url, ensure_database, setup_django
+from bench.common import (
+    BULK_LIMIT,
+    BULK_PRODUCT_NAME,
+    database_url,
+    ensure_database,
+    setup_django,
+)
 from orders.rules import cents, holds_stock, is_refundable, prorata
 
 DAYS = 180
@@ -69,8 +75,6 @@ OUTCOMES = [
 # 10,000 and at least that many vouchers in stock. It takes no part in the
 # generated orders, and its rows come after everything else (own random
 # stream), so the rest of the data set is the same as without it.
-BULK_PRODUCT_NAME = "Bench bulk gift card 10 USD"
-BULK_LIMIT = 10_000
 BULK_DENOMINATION = 10_00  # cents
 BULK_STOCK = 10_000
 OPEN_MINUTES = 10  # orders placed this recently are still PLACED/PENDING
