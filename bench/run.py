@@ -685,7 +685,10 @@ class Bench:
 
     def voucher_import(self) -> None:
         rows = 20_000 if self.quick else 100_000
-        result = json_subprocess("bench/import_vouchers.py", "--rows", str(rows), "--json")
+        args = ["--rows", str(rows), "--json"]
+        if os.environ.get("BENCH_IMPORT_DATABASE_URL"):  # default: its own bench_inv
+            args += ["--database-url", os.environ["BENCH_IMPORT_DATABASE_URL"]]
+        result = json_subprocess("bench/import_vouchers.py", *args)
         rate = result["rows_per_s"]
         self.add(
             Row(
