@@ -561,6 +561,9 @@ class Bench:
                 Row(name, "", None, note="n/a: orders_auditevent has no sealed_at column here")
             )
             return
+        if not lag["samples"]:
+            self.add(Row(name, "", None, note=f"no sample taken ({lag['error']})", extra=lag))
+            return
         interval = float(getattr(settings, "AUDIT_SEAL_SECONDS", 1.0))
         reads_per_interval = reads[2]["detail"]["rps"] * interval
         self.add(
@@ -847,12 +850,12 @@ def format_row(row: Row) -> str:
     p95 = f"{row.p95:,.1f}" if row.p95 is not None else "–"
     ratio = f"{row.ratio:,.2f} {row.ratio_label}" if row.ratio is not None else "–"
     met = {True: "met", False: "MISSED", None: ""}[row.met]
-    return f"{row.name:<58} {value:>16} {p95:>10} {ratio:>30}  {row.goal:<26} {met}"
+    return f"{row.name:<66} {value:>16} {p95:>10} {ratio:>30}  {row.goal:<26} {met}"
 
 
 def header() -> str:
     return (
-        f"{'measurement':<58} {'median':>16} {'p95':>10} {'ratio to baseline':>30}  "
+        f"{'measurement':<66} {'median':>16} {'p95':>10} {'ratio to baseline':>30}  "
         f"{'goal':<26} status"
     )
 
