@@ -9,7 +9,7 @@ PORT ?= 8000
 # pytest arguments, e.g. `make test ARGS="-k wallet -x"`
 ARGS ?=
 
-.PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench clean
+.PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench bench-data-5m bench-5m bench-table clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m uv --version >/dev/null 2>&1 || \
@@ -54,6 +54,18 @@ bench-data: setup
 ## bench: every benchmark against that data set; prints the table, writes bench/results/latest.json.
 bench: setup
 	@$(PY) bench/run.py $(BENCH_ARGS)
+
+## bench-data-5m / bench-5m: the 5,000,000-order data set in its own database, and the
+## dashboard group against it (bench/results/latest-5M.json); bench-table: the README table.
+BENCH_5M_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_5m
+bench-data-5m: setup
+	@BENCH_DATABASE_URL=$(BENCH_5M_DATABASE_URL) $(PY) bench/generate.py --orders 5000000
+
+bench-5m: setup
+	@BENCH_DATABASE_URL=$(BENCH_5M_DATABASE_URL) $(PY) bench/run.py --only dashboard --orders-label 5M $(BENCH_ARGS)
+
+bench-table: setup
+	@$(PY) bench/table.py
 
 clean:
 	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles audit-checkpoints.jsonl

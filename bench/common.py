@@ -19,6 +19,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench"
+# The product of the bulk-order benchmark: made by generate.py, ordered by bulk_order.py.
+BULK_PRODUCT_NAME = "Bench bulk gift card 10 USD"
+BULK_LIMIT = 10_000
 
 
 def database_url() -> str:
@@ -63,6 +66,8 @@ def setup_django(url: str, *, settings_module: str = "starship.settings") -> Non
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 40)
     # The bench database's audit checkpoints stay apart from the development ones.
+    # bench/results is git-ignored: a fresh clone has none until something makes it.
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
     os.environ.setdefault(
         "AUDIT_CHECKPOINT_PATH", str(ROOT / "bench" / "results" / "audit-checkpoints.jsonl")
     )

@@ -37,7 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database_url, ensure_database, setup_django
+from bench.common import (
+    BULK_LIMIT,
+    BULK_PRODUCT_NAME,
+    database_url,
+    ensure_database,
+    setup_django,
+)
 from orders.rules import cents, holds_stock, is_refundable, prorata
 
 DAYS = 180
@@ -65,6 +71,12 @@ OUTCOMES = [
     ("cancelled", 30),
     ("partial", 30),
 ]
+# The product of the bulk-order benchmark (bench/run.py, group "bulk"): bulk limit
+# 10,000 and at least that many vouchers in stock. It takes no part in the
+# generated orders, and its rows come after everything else (own random
+# stream), so the rest of the data set is the same as without it.
+BULK_DENOMINATION = 10_00  # cents
+BULK_STOCK = 10_000
 OPEN_MINUTES = 10  # orders placed this recently are still PLACED/PENDING
 REFUND_OPEN_DAYS = 7  # undelivered value younger than this waits for finance
 CHUNK = 20_000  # orders per COPY round
@@ -236,6 +248,52 @@ class Generator:
             self.wallets[(w.client_id, w.currency)] = {"id": w.pk, "balance": 0}
         self.clients = [c.pk for c in clients]
         self.client_weights = [rng.paretovariate(1.5) for _ in clients]
+        self.bulk_product = self._bulk_product(vendors[0])
+
+    def _bulk_product(self, vendor) -> dict:
+        """The bulk-order product; not in self.products, so no generated order buys it."""
+        from orders.models import ImportBatch, Product
+
+        denomination = of_cents(BULK_DENOMINATION)
+        product = Product.objects.create(
+            vendor=vendor,
+            name=BULK_PRODUCT_NAME,
+            brand="Bench",
+            kind="GIFT_CARD",
+            currency="USD",
+            denominations=[str(denomination)],
+            delivery_type="CODE_WITH_PIN",
+            low_stock_threshold=10,
+        )
+        # A queryset update: the bulk limit's upper bound is a rule of the API and
+        # the catalogue forms, and this is the benchmark's own product.
+        Product.objects.filter(pk=product.pk).update(bulk_limit=BULK_LIMIT)
+        batch = ImportBatch.objects.create(
+            product=product,
+            file_name=f"stock-{product.pk}.csv",
+            file_sha256=hashlib.sha256(str(product.pk).encode()).hexdigest(),
+            status="IMPORTED",
+        )
+        return {
+            "id": product.pk,
+            "kind": product.kind,
+            "delivery": product.delivery_type,
+            "vendor": vendor.pk,
+            "batch": batch.pk,
+        }
+
+    def bulk_stock(self, seed: int) -> int:
+        """BULK_STOCK AVAILABLE vouchers of the bulk product, from their own random stream."""
+        self.rng = random.Random(seed + 1)
+        for _ in range(BULK_STOCK):
+            self.voucher(
+                self.bulk_product,
+                BULK_DENOMINATION,
+                status="AVAILABLE",
+                at=self.now,
+                source="IMPORT",
+            )
+        return BULK_STOCK
 
     # Secrets.
 
@@ -522,8 +580,9 @@ class Generator:
             ts(done),
             ts(done) if delivered_units else None,
             1 if not is_open else 0,
-            None,
-            None,
+            None,  # next_attempt_at
+            None,  # leased_until
+            None,  # retry_deadline
             "" if from_inventory or is_open else f"VO-{oid}",
             refund_status,
             money(refund_amount),
@@ -638,6 +697,7 @@ def main() -> None:
         rebuild = drop_constraints(cursor)
         stock = gen.stock()
         gen.orders_rows(cursor, report)
+        stock += gen.bulk_stock(args.seed)
         for name in ("voucher", "entry", "order", "item", "change"):
             gen.tables[name].flush(cursor)
         loaded = time.perf_counter()

@@ -141,8 +141,8 @@ def _stock_up(product_id: int, units: int) -> int:
     return missing
 
 
-def _load_clients(count: int, *, funds: Decimal) -> list[int]:
-    """Ids of clients "Load client 1..count", each with at least `funds` in its wallet."""
+def _load_clients(count: int, *, funds: Decimal, prefix: str = CLIENT_PREFIX) -> list[int]:
+    """Ids of clients "<prefix> 1..count", each with at least `funds` in its wallet."""
     from orders.models import Client, Wallet
     from orders.services.actors import Actor
     from orders.services.clients import client_create, wallet_open
@@ -151,7 +151,7 @@ def _load_clients(count: int, *, funds: Decimal) -> list[int]:
     actor = Actor.system("bench")
     ids = []
     for number in range(1, count + 1):
-        name = f"{CLIENT_PREFIX} {number}"
+        name = f"{prefix} {number}"
         client = Client.objects.filter(name=name).first()
         if client is None:
             # Its first credential is not used: each run issues its own.

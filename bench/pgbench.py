@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from bench.common import ensure_database  # noqa: E402
 
-DATABASE = "bench_pgbench"
+DATABASE = os.environ.get("BENCH_PGBENCH_DATABASE", "bench_pgbench")
 SERVER_URL = "postgres://postgres@127.0.0.1:5432"
 THREADS = 2
 

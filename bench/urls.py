@@ -3,7 +3,10 @@
 /bench/constant.json is the floor an API request is compared with: a plain
 function view returning constant JSON of about the size of an order detail,
 through the same gunicorn, middleware and settings, with no database query.
+/bench/constant-bulk.json is the same for a 10,000-unit order.
 """
+
+import functools
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
@@ -46,12 +49,41 @@ CONSTANT_ORDER = {
 }
 
 
+MAX_BULK_UNITS = 10_000
+
+
+@functools.cache
+def constant_bulk_order(units: int) -> dict:
+    """The same for an order of `units` units: the floor of a bulk order's detail read."""
+    return {
+        **CONSTANT_ORDER,
+        "quantity": units,
+        "vouchers": CONSTANT_ORDER["vouchers"] * units,
+        "items": [
+            {"position": n, "status": "DELIVERED", "recharge_status": None}
+            for n in range(1, units + 1)
+        ],
+    }
+
+
 @require_GET
 def constant_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(CONSTANT_ORDER)
 
 
+@require_GET
+def constant_bulk_json(request: HttpRequest) -> JsonResponse:
+    """CONSTANT_ORDER with ?units= (default and at most 10,000) vouchers and items,
+    serialised on every request."""
+    try:
+        units = min(MAX_BULK_UNITS, max(1, int(request.GET.get("units", MAX_BULK_UNITS))))
+    except ValueError:
+        units = MAX_BULK_UNITS
+    return JsonResponse(constant_bulk_order(units))
+
+
 urlpatterns = [
     path("bench/constant.json", constant_json, name="bench-constant-json"),
+    path("bench/constant-bulk.json", constant_bulk_json, name="bench-constant-bulk-json"),
     *project_urlpatterns,
 ]
