@@ -2,11 +2,12 @@
 
 A new order costs ten statements and one commit, whatever its quantity: the
 replay check, the product, the client's wallets (read before the transaction),
-then inside it the order row (its debit's id reserved in the same INSERT), its
-items in one bulk INSERT, the timeline row, the audit event, the debit (a
-conditional UPDATE of the balance and the ledger entry) and the fulfilment
-task, which commits with the order when the queue is a table of this database.
-The wallet's row lock is taken last, so it is held only to the commit.
+then inside it the order row (its debit's id reserved in the same INSERT), all
+its items in one INSERT ... SELECT, the timeline row, the audit event (one
+INSERT), the debit (a conditional UPDATE of the balance and the ledger entry)
+and the fulfilment task, which commits with the order when the queue is a
+table of this database. The wallet's row lock is taken last, so it is held
+only to the commit.
 """
 
 from __future__ import annotations
@@ -220,33 +221,35 @@ def _items_insert(unit: OrderItem, *, quantity: int) -> list[OrderItem]:
     """
     meta = OrderItem._meta
     quote = connection.ops.quote_name
-    names, columns, values, params = [], [], [], []
+    names, columns, values, params = [], {}, [], []
     for field in meta.concrete_fields:
+        assert field.column is not None
         names.append(field.attname)
+        columns[field.attname] = quote(field.column)
         if field.primary_key:
             continue
-        assert field.column is not None
-        columns.append(quote(field.column))
         if field.attname == "position":
             values.append("unit.n")
         else:
             values.append("%s")
             params.append(field.get_db_prep_save(field.pre_save(unit, add=True), connection))
+    pk = meta.pk.attname
     units = "WITH RECURSIVE unit(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM unit WHERE n < %s)"
-    table, returning = quote(meta.db_table), f"{quote('id')}, {quote('position')}"
+    table, returning = quote(meta.db_table), f"{columns[pk]}, {columns['position']}"
+    inserted = ", ".join(column for name, column in columns.items() if name != pk)
     # Only the model's quoted names go into the text; every value is a parameter.
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)}"
+    insert = f"INSERT INTO {table} ({inserted}) SELECT {', '.join(values)}"
     sql = f"{units} {insert} FROM unit RETURNING {returning}"
     with connection.cursor() as cursor:
         cursor.execute(sql, [quantity, *params])
         rows = sorted(cursor.fetchall(), key=lambda row: row[1])
     # Made as a query's rows are (from_db with every column: the fast way).
     template = [getattr(unit, name) for name in names]
-    pk, position, alias = names.index(meta.pk.attname), names.index("position"), connection.alias
+    at_pk, at_position, alias = names.index(pk), names.index("position"), connection.alias
     items = []
     for item_id, item_position in rows:
         row = list(template)
-        row[pk], row[position] = item_id, item_position
+        row[at_pk], row[at_position] = item_id, item_position
         items.append(OrderItem.from_db(alias, names, row))
     return items
 
