@@ -939,7 +939,7 @@ CASES = [
         rows=_json_rows("status"),
         rows_grow=False,
         # The credential; order_create (3 reads, then order, items, timeline, the
-        # audit event's 5, the debit's 2 and the task, inside a SAVEPOINT pair that
+        # debit's 2, the audit event's 5 and the task, inside a SAVEPOINT pair that
         # is BEGIN/COMMIT outside the test's transaction); the stock behind
         # delivery_time. Nothing is read back.
         fixed=18,

@@ -3,11 +3,11 @@
 A new order costs ten statements and one commit, whatever its quantity: the
 replay check, the product, the client's wallets (read before the transaction),
 then inside it the order row (its debit's id reserved in the same INSERT), all
-its items in one INSERT ... SELECT, the timeline row, the audit event (one
-INSERT), the debit (a conditional UPDATE of the balance and the ledger entry)
-and the fulfilment task, which commits with the order when the queue is a
-table of this database. The wallet's row lock is taken last, so it is held
-only to the commit.
+its items in one INSERT ... SELECT, the timeline row, the debit (a conditional
+UPDATE of the balance and the ledger entry), the audit event (one INSERT) and
+the fulfilment task, which commits with the order when the queue is a table
+of this database. The wallet's row lock is taken late, so it is held only
+over the last three INSERTs and the commit.
 """
 
 from __future__ import annotations
@@ -330,13 +330,9 @@ def _record(
         actor_label=actor.label,
         note=f"Placed; {quote.wallet_amount} {quote.wallet_currency} debited",
     )
-    audit_record(
-        action="order.create",
-        actor=actor,
-        order_id=order.pk,
-        data={"reference_code": reference_code, "amount": str(order.amount)},
-    )
-    # Last: the wallet's row lock is held from here to the commit only.
+    # Late: the wallet's row lock is held from here to the commit only, over three
+    # INSERTs. The audit event comes after it, as in every other payment, so no
+    # two transactions take the wallet and an audit chain in opposite orders.
     wallet_debit(
         wallet_id=quote.wallet.pk,
         amount=quote.wallet_amount,
@@ -344,6 +340,12 @@ def _record(
         order=order,
         note=f"Order {order.pk} ({reference_code})",
         entry_id=order.transaction_id,
+    )
+    audit_record(
+        action="order.create",
+        actor=actor,
+        order_id=order.pk,
+        data={"reference_code": reference_code, "amount": str(order.amount)},
     )
     enqueue_with_transaction(order_fulfil_task, order.pk)
     return _with_items(order, items)
