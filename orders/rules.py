@@ -99,6 +99,13 @@ def summed_cents(total: object) -> Decimal:
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-/]{0,99}$"
 REFERENCE_RE = re.compile(REFERENCE_PATTERN)
 
+# --- Order size -----------------------------------------------------------------
+
+# The largest bulk limit a product may have: the most units one order can hold.
+# Placing, allocating and recording an order are set-based (no statement per
+# unit), so an order of this size costs the same statements as one of 1 unit.
+MAX_BULK_LIMIT = 10_000
+
 # --- Order statuses -------------------------------------------------------------
 
 # Not finished yet: fulfilment may still deliver, an agent may still cancel.

@@ -1,4 +1,5 @@
-"""Queueing: work is enqueued after commit through one helper, and the services
+"""Queueing: work is enqueued after commit through one helper (or inside the
+transaction, when the queue is a table of the same database), and the services
 import that helper (and each other) without an import circle."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import transaction
+from django.tasks import task_backends
 from django_tasks_db.models import DBTaskResult
 
 from orders.services.fulfilment import order_fulfil_task
-from orders.tasks import enqueue_on_commit
+from orders.tasks import enqueue_on_commit, enqueue_with_transaction
 
 ROOT = Path(settings.BASE_DIR)
 # The modules the circle ran through, and everything else that queues work.
@@ -26,6 +28,35 @@ def test_work_is_queued_only_once_the_transaction_commits():
         assert not DBTaskResult.objects.exists()  # a rollback here would leave no task
     queued = DBTaskResult.objects.get()
     assert (queued.task_path, queued.args_kwargs["args"]) == (order_fulfil_task.module_path, [41])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_in_the_database_queue_commits_with_the_transaction_or_not_at_all():
+    with transaction.atomic():
+        enqueue_with_transaction(order_fulfil_task, 42)
+        # Written inside the transaction: its own commit will carry it.
+        assert DBTaskResult.objects.get().args_kwargs["args"] == [42]
+        transaction.set_rollback(True)
+    assert not DBTaskResult.objects.exists()
+
+    with transaction.atomic():
+        enqueue_with_transaction(order_fulfil_task, 43)
+    assert DBTaskResult.objects.get().args_kwargs["args"] == [43]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_for_another_queue_is_sent_only_once_the_transaction_commits(settings):
+    settings.TASKS = {
+        **settings.TASKS,
+        "elsewhere": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"},
+    }
+    task = order_fulfil_task.using(backend="elsewhere")
+    sent = task_backends["elsewhere"].results
+    with transaction.atomic():
+        enqueue_with_transaction(task, 44)
+        assert sent == []  # a job in another system could run before the commit
+    assert [result.args for result in sent] == [[44]]
+    assert not DBTaskResult.objects.exists()
 
 
 def _module(path: Path) -> str:

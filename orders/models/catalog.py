@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orders.enums import Classification, DeliveryType, LinkType, ProductKind
-from orders.rules import in_cents
+from orders.rules import MAX_BULK_LIMIT, in_cents
 from orders.vendors.registry import DEFAULT_ADAPTER, adapter_choices
 
 PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
@@ -64,7 +64,11 @@ class Product(models.Model):
         max_length=16, choices=Classification.choices, default=Classification.CLOSED_LOOP
     )
     link_type = models.CharField(max_length=16, choices=LinkType.choices, blank=True)
-    bulk_limit = models.PositiveIntegerField(default=10)
+    bulk_limit = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BULK_LIMIT)],
+        help_text=f"The most units one order may hold: 1 to {MAX_BULK_LIMIT:,}.",
+    )
     discount_percent = models.DecimalField(
         max_digits=6, decimal_places=3, default=Decimal("0"), validators=PERCENT
     )
@@ -92,6 +96,11 @@ class Product(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(bulk_limit__gte=1), name="product_bulk_limit_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(bulk_limit__lte=MAX_BULK_LIMIT),
+                name="product_bulk_limit_at_most_max",
+                violation_error_message=f"The bulk limit is at most {MAX_BULK_LIMIT:,} units.",
             ),
             models.CheckConstraint(
                 condition=Q(min_denomination__isnull=True)

@@ -8,11 +8,14 @@ taxes      = fees × tax_percent / 100        (gift-card face value is not taxed
 total      = face_value − discount + fees + taxes          (product currency)
 wallet_amount = total × exchange_rate                    (wallet currency)
 Every step rounds half-up to the cent.
+
+`order_price` is that arithmetic and the paying wallet (what placing reads);
+`charges_quote` adds the stock count that decides the delivery time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from functools import cache
 
@@ -31,7 +34,9 @@ RATE_PLACES = Decimal("0.00000001")
 
 
 @dataclass(frozen=True)
-class Quote:
+class Price:
+    """What an order costs and the wallet that pays it: exactly what placing charges."""
+
     product: Product
     denomination: Decimal
     quantity: int
@@ -45,6 +50,12 @@ class Quote:
     wallet_currency: str
     exchange_rate: Decimal
     wallet_amount: Decimal
+
+
+@dataclass(frozen=True)
+class Quote(Price):
+    """A price and the stock that decides its delivery time (the Charges API)."""
+
     delivery_time: DeliveryTime
     available_units: int
 
@@ -142,15 +153,15 @@ def _paying_wallet(*, client: Client, currency: str, wallet_currency: str | None
     return None
 
 
-def charges_quote(
+def order_price(
     *,
     client: Client,
     product_id: object,
     denomination: object,
     quantity: object,
     wallet_currency: str | None = None,
-) -> Quote:
-    """Price an order exactly as placing it would charge it."""
+) -> Price:
+    """Price an order and pick its wallet: two reads (the product, the client's wallets)."""
     product = product_for_order(product_id=product_id)
     value = denomination_check(product=product, denomination=denomination)
     units = quantity_check(product=product, quantity=quantity)
@@ -168,8 +179,7 @@ def charges_quote(
         raise ValidationFailed(
             f"No exchange rate from {product.currency} to {pay_currency}.", field="wallet_currency"
         )
-    stock = available_stock(product_id=product.pk, denomination=value)
-    return Quote(
+    return Price(
         product=product,
         denomination=value,
         quantity=units,
@@ -183,6 +193,28 @@ def charges_quote(
         wallet_currency=pay_currency,
         exchange_rate=rate,
         wallet_amount=rules.cents(total * rate),
-        delivery_time=rules.delivery_time(stock=stock, units=units),
+    )
+
+
+def charges_quote(
+    *,
+    client: Client,
+    product_id: object,
+    denomination: object,
+    quantity: object,
+    wallet_currency: str | None = None,
+) -> Quote:
+    """Price an order exactly as placing it would charge it, with its delivery time."""
+    price = order_price(
+        client=client,
+        product_id=product_id,
+        denomination=denomination,
+        quantity=quantity,
+        wallet_currency=wallet_currency,
+    )
+    stock = available_stock(product_id=price.product.pk, denomination=price.denomination)
+    return Quote(
+        **{field.name: getattr(price, field.name) for field in fields(Price)},
+        delivery_time=rules.delivery_time(stock=stock, units=price.quantity),
         available_units=stock,
     )

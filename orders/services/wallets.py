@@ -2,6 +2,8 @@
 
 Each call locks the wallet row, checks the rule, updates the balance and
 writes its WalletEntry in one transaction, so balance == sum(entries) always.
+A debit does it in two statements: one conditional UPDATE (the lock, the
+no-overdraft check and the new balance at once) and the entry's INSERT.
 
 Money in from staff is maker-checker: a top-up or adjustment by a signed-in
 user above WALLET_CREDIT_SECOND_APPROVAL_LIMIT becomes a pending
@@ -17,8 +19,10 @@ from decimal import Decimal, DecimalException
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Sum
+from django.db import NotSupportedError, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Expression, F, Subquery, Sum
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from orders.enums import WalletEntryKind
@@ -105,9 +109,9 @@ def _apply(
     # FOR NO KEY UPDATE, like every row lock here: the wallet's key never changes,
     # and a plain FOR UPDATE would also block the FOR KEY SHARE that PostgreSQL
     # takes on the wallet when another transaction writes a row referencing it
-    # (fulfilment updating its order twice re-checks order.wallet_id). Placing
-    # holds this lock and then waits for an audit chain head that fulfilment
-    # holds: with FOR UPDATE the two deadlocked under load.
+    # (fulfilment updating its order twice re-checks order.wallet_id): with
+    # FOR UPDATE a payment holding its wallet and fulfilment of another order of
+    # that wallet deadlocked under load. A debit's UPDATE takes the same lock.
     wallet = Wallet.objects.select_for_update(no_key=True).filter(pk=wallet_id).first()
     if wallet is None:
         raise NotFound("No such wallet.")
@@ -172,19 +176,74 @@ def wallet_top_up(*, wallet_id: int, amount: object, actor: Actor, note: str = "
     )
 
 
-@transaction.atomic
+class NextEntryId(Expression):
+    """The id the next ledger entry will take, reserved by the statement that reads it.
+
+    Placing writes it into the new order's row (`Order.transaction_id`) and then
+    debits with `entry_id=` that id, so neither row needs an UPDATE afterwards
+    (the foreign key is checked at commit). PostgreSQL takes it from the entries'
+    identity sequence, which never hands a value out twice; SQLite from the
+    table's AUTOINCREMENT counter, which no other writer can move until this
+    transaction ends (a writer holds the database lock from BEGIN to COMMIT).
+    """
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str, ...]]:
+        table = WalletEntry._meta.db_table
+        if connection.vendor == "postgresql":
+            return "nextval(pg_get_serial_sequence(%s, %s))", (table, "id")
+        if connection.vendor == "sqlite":
+            sql = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = %s)"
+            return sql, (table,)
+        raise NotSupportedError(f"NextEntryId is not written for {connection.vendor}.")
+
+
 def wallet_debit(
-    *, wallet_id: int, amount: object, actor: Actor, order: Order | None = None, note: str = ""
+    *,
+    wallet_id: int,
+    amount: object,
+    actor: Actor,
+    order: Order | None = None,
+    note: str = "",
+    entry_id: int | None = None,
 ) -> WalletEntry:
-    """Take money for an order; refuses to go below zero and then writes nothing."""
-    return _apply(
-        wallet_id=wallet_id,
-        kind=WalletEntryKind.ORDER_DEBIT,
-        amount=-_positive(amount),
-        actor=actor,
-        order=order,
-        note=note,
-    )
+    """Take money for an order; refuses to go below zero and then writes nothing.
+
+    One conditional UPDATE takes the wallet's row lock (FOR NO KEY UPDATE, as
+    every lock here: the key never changes), checks the balance covers the
+    amount and lowers it; one INSERT writes the entry, reading balance_after
+    back from the row just updated (RETURNING). Money moves exactly once per
+    order: the ledger holds one ORDER_DEBIT per order (a unique constraint).
+    Inside a transaction it joins it without a savepoint; a refusal is raised
+    after nothing was written, so the caller's transaction stays usable.
+    """
+    value = _positive(amount)
+    with transaction.atomic(savepoint=False):
+        debited = Wallet.objects.filter(pk=wallet_id, balance__gte=value).update(
+            balance=F("balance") - value, updated_at=timezone.now()
+        )
+        entry = None
+        if debited:
+            entry = WalletEntry.objects.create(
+                id=entry_id,
+                wallet_id=wallet_id,
+                kind=WalletEntryKind.ORDER_DEBIT,
+                amount=-value,
+                balance_after=Subquery(Wallet.objects.filter(pk=wallet_id).values("balance")),
+                order=order,
+                note=note[:500],
+                actor_user_id=actor.user_id,
+                actor_label=actor.label,
+            )
+    if entry is None:
+        wallet = Wallet.objects.filter(pk=wallet_id).first()
+        if wallet is None:
+            raise NotFound("No such wallet.")
+        raise InsufficientFunds(currency=wallet.currency, balance=wallet.balance, requested=value)
+    return entry
 
 
 @transaction.atomic

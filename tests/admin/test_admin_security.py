@@ -14,6 +14,7 @@ from django import forms
 from django.test import Client as HttpClient
 from django.urls import reverse
 
+from orders import rules
 from orders.models import AuditEvent, PriceChange, Product, Vendor
 from orders.services.audit import audit_record
 from tests.factories import ProductFactory, UserFactory, VendorFactory, add_stock
@@ -240,6 +241,37 @@ def test_new_product_with_a_large_discount_waits_for_approval(inventory):
     assert product.discount_percent == Decimal("0")
     assert PriceChange.objects.get(product=product).status == PriceChange.Status.PENDING
     assert AuditEvent.objects.filter(action="admin.add", data__pk=product.pk).exists()
+
+
+@pytest.mark.parametrize("bulk_limit", [1, rules.MAX_BULK_LIMIT])
+def test_a_bulk_limit_up_to_the_largest_is_accepted(inventory, bulk_limit):
+    product = ProductFactory(denominations=["10.00"], bulk_limit=10)
+
+    response = _post_change(inventory, product, bulk_limit=str(bulk_limit))
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    change = PriceChange.objects.get(product=product)
+    if change.status == PriceChange.Status.PENDING:  # 1,000 times the largest order
+        assert bulk_limit == rules.MAX_BULK_LIMIT
+        assert change.changes["bulk_limit"]["after"] == rules.MAX_BULK_LIMIT
+    else:
+        assert product.bulk_limit == bulk_limit
+
+
+@pytest.mark.parametrize("bulk_limit", ["0", str(rules.MAX_BULK_LIMIT + 1)])
+def test_a_bulk_limit_outside_1_to_10000_is_a_form_error(inventory, bulk_limit):
+    product = ProductFactory(bulk_limit=10)
+
+    response = _post_change(inventory, product, bulk_limit=bulk_limit)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["bulk_limit"]
+    limit = "greater than or equal to 1" if bulk_limit == "0" else "less than or equal to 10000"
+    assert errors == [f"Ensure this value is {limit}."]
+    product.refresh_from_db()
+    assert product.bulk_limit == 10
+    assert not PriceChange.objects.exists()
 
 
 def test_discount_above_100_percent_is_a_form_error(inventory):

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test import Client as HttpClient
 
+from orders import rules
 from orders.enums import ProductKind, WalletEntryKind
 from orders.models import Order, WalletEntry
 from tests.factories import ProductFactory
@@ -53,6 +54,21 @@ def test_create_answers_201_with_the_order_and_debits_the_wallet(shop, product):
     entry = WalletEntry.objects.get(pk=body["transaction_id"])
     assert entry.kind == WalletEntryKind.ORDER_DEBIT
     assert entry.amount == Decimal("-50.00")
+
+
+@pytest.mark.parametrize("kind", [ProductKind.GIFT_CARD, ProductKind.MOBILE_TOPUP])
+def test_the_answer_is_byte_for_byte_what_reading_the_order_answers(shop, kind):
+    """The answer is made from the order placing wrote, not read back: it must be the
+    order exactly as GET /orders/{id} shows it, and a replay answers the same."""
+    product = ProductFactory(kind=kind, denominations=["25.00"])
+    phone = "+447700900123" if kind == ProductKind.MOBILE_TOPUP else ""
+    body = order_body(product, quantity=3, recipient_phone=phone)
+    created = shop.post("/api/v1/orders", body)
+    assert created.status_code == 201, created.content
+    read = shop.get(f"/api/v1/orders/{created.json()['id']}")
+    replayed = shop.post("/api/v1/orders", body)
+    assert (read.status_code, replayed.status_code) == (200, 200)
+    assert created.content == read.content == replayed.content
 
 
 def test_identical_replay_answers_200_with_the_same_order_and_moves_no_money(shop, product):
@@ -127,6 +143,26 @@ def test_invalid_orders_are_refused_with_the_field_and_nothing_is_written(
     assert field in {d["field"] for d in response.json()["details"]}
     assert Order.objects.count() == 0
     assert shop.balance() == Decimal("500.00")
+
+
+def test_an_order_of_the_largest_bulk_limit_is_placed_and_one_more_unit_refused(system_actor):
+    bulk_shop = make_api_user("Campaign Shop", system_actor, balance="300000.00")
+    product = ProductFactory(denominations=["25.00"], bulk_limit=rules.MAX_BULK_LIMIT)
+    too_many = bulk_shop.post(
+        "/api/v1/orders", order_body(product, quantity=rules.MAX_BULK_LIMIT + 1)
+    )
+    assert too_many.status_code == 400
+    assert too_many.json()["details"][0]["field"] == "quantity"
+    assert "exceeds this product's bulk limit of 10000" in too_many.json()["message"]
+
+    response = bulk_shop.post("/api/v1/orders", order_body(product, quantity=rules.MAX_BULK_LIMIT))
+    assert response.status_code == 201, response.content[:500]
+    body = response.json()
+    assert (body["quantity"], body["amount"]) == (10_000, "250000.00")
+    assert [item["position"] for item in body["items"]] == list(range(1, 10_001))
+    assert {item["status"] for item in body["items"]} == {"PENDING"}
+    assert bulk_shop.balance() == Decimal("50000.00")
+    assert Order.objects.get(pk=body["id"]).items.count() == 10_000
 
 
 def test_payment_method_in_any_case(shop, product):
