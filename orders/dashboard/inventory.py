@@ -207,8 +207,9 @@ def _preview_data(preview: import_service.ImportPreview) -> dict[str, Any]:
 @require_GET
 @permission_for("inventory_stock")
 def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
-    rows = inventory_selectors.stock_overview()
-    context = {"rows": rows, "low": [row for row in rows if row.low_stock]}
+    report = inventory_selectors.stock_report()
+    rows = report.rows
+    context = {"rows": rows, "low": [row for row in rows if row.low_stock], "as_of": report.as_of}
     template = page_or_partial(request, "dashboard/inventory/stock.html", "stock-body")
     return render(request, template, context)
 
