@@ -83,8 +83,15 @@ class ReconRow:
         return self.difference != ZERO
 
 
-def _kind_sum(kind: str, sign: int = 1) -> Sum:
-    return Sum(F("amount") * sign, filter=Q(kind=kind), output_field=_MONEY)
+def _kind_sum(kind: str, sign: int = 1) -> Coalesce:
+    return _summed(F("amount") * sign, filter=Q(kind=kind))
+
+
+def _summed(expression: Any, *, filter: Q | None = None) -> Coalesce:
+    """A sum of money, 0 (not NULL) over no row."""
+    return Coalesce(
+        Sum(expression, filter=filter, output_field=_MONEY), Value(ZERO), output_field=_MONEY
+    )
 
 
 def ledger_sums(entries: QuerySet[WalletEntry], *, by: str = "") -> QuerySet[Any]:
@@ -100,7 +107,7 @@ def ledger_sums(entries: QuerySet[WalletEntry], *, by: str = "") -> QuerySet[Any
             refunds=_kind_sum(WalletEntryKind.REFUND),
             top_ups=_kind_sum(WalletEntryKind.TOP_UP),
             adjustments=_kind_sum(WalletEntryKind.ADJUSTMENT),
-            total=Sum("amount", output_field=_MONEY),
+            total=_summed(F("amount")),
         )
     )
 
@@ -148,9 +155,9 @@ def order_checks(entries: QuerySet[WalletEntry]) -> QuerySet[Any]:
         .annotate(day=TruncDate("created_at", tzinfo=UTC), currency=F("wallet__currency"))
         .values("day", "currency")
         .annotate(
-            terminal_debits=Sum(-F("amount"), filter=terminal, output_field=_MONEY),
-            terminal_refunds=Sum(refunded, filter=terminal, output_field=_MONEY),
-            delivered_value=Sum(delivered_value, filter=terminal, output_field=_MONEY),
+            terminal_debits=_summed(-F("amount"), filter=terminal),
+            terminal_refunds=_summed(refunded, filter=terminal),
+            delivered_value=_summed(delivered_value, filter=terminal),
             awaiting_refund=Count("id", filter=terminal & awaiting),
             open_orders=Count("id", filter=~terminal),
         )

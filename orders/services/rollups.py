@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
@@ -102,16 +102,20 @@ def _as_date(value: date | datetime) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def order_hour_rows(hours: Sequence[datetime] | None = None) -> list[OrderHourRollup]:
-    """Orders per UTC hour of placement, status and product (`hours`: only those)."""
+def _order_hour_query(hours: Sequence[datetime] | None = None) -> QuerySet[Any]:
     qs = Order.objects.order_by()
     if hours is not None:
         qs = qs.filter(_ranges_q("placed_at", hours, _HOUR))
-    rows = (
+    return (
         qs.annotate(hour=TruncHour("placed_at", tzinfo=UTC))
         .values("hour", "status", "product_id", "product_name")
         .annotate(n=Count("id"))
     )
+
+
+def order_hour_rows(hours: Sequence[datetime] | None = None) -> list[OrderHourRollup]:
+    """Orders per UTC hour of placement, status and product (`hours`: only those)."""
+    rows = _order_hour_query(hours)
     return [
         OrderHourRollup(
             hour=row["hour"].astimezone(UTC),
@@ -152,13 +156,17 @@ def _groups_q(groups: Iterable[tuple[int, Decimal]]) -> Q:
     return q
 
 
-def voucher_rows(groups: Sequence[tuple[int, Decimal]] | None = None) -> list[VoucherRollup]:
-    """Units per product, denomination and status, AVAILABLE left out (the pages
-    count stock live); `groups`: only those products and denominations."""
+def _voucher_query(groups: Sequence[tuple[int, Decimal]] | None = None) -> QuerySet[Any]:
     qs = Voucher.objects.order_by().exclude(status=InventoryStatus.AVAILABLE)
     if groups is not None:
         qs = qs.filter(_groups_q(groups))
-    rows = qs.values("product_id", "denomination", "status").annotate(n=Count("id"))
+    return qs.values("product_id", "denomination", "status").annotate(n=Count("id"))
+
+
+def voucher_rows(groups: Sequence[tuple[int, Decimal]] | None = None) -> list[VoucherRollup]:
+    """Units per product, denomination and status, AVAILABLE left out (the pages
+    count stock live); `groups`: only those products and denominations."""
+    rows = _voucher_query(groups)
     return [
         VoucherRollup(
             product_id=row["product_id"],
@@ -174,6 +182,19 @@ def voucher_sold_rows(
     keys: Sequence[tuple[int, Decimal, date]] | None = None,
 ) -> list[VoucherSoldDayRollup]:
     """Units delivered per product, denomination and UTC day of `delivered_at`."""
+    rows = _voucher_sold_query(keys)
+    return [
+        VoucherSoldDayRollup(
+            product_id=row["product_id"],
+            denomination=row["denomination"],
+            day=_as_date(row["day"]),
+            units=row["n"],
+        )
+        for row in rows
+    ]
+
+
+def _voucher_sold_query(keys: Sequence[tuple[int, Decimal, date]] | None = None) -> QuerySet[Any]:
     qs = Voucher.objects.order_by().filter(delivered_at__isnull=False)
     if keys is not None:
         q = Q(pk__in=[])
@@ -186,20 +207,11 @@ def voucher_sold_rows(
                 delivered_at__lt=start + _DAY,
             )
         qs = qs.filter(q)
-    rows = (
+    return (
         qs.annotate(day=TruncDate("delivered_at", tzinfo=UTC))
         .values("product_id", "denomination", "day")
         .annotate(n=Count("id"))
     )
-    return [
-        VoucherSoldDayRollup(
-            product_id=row["product_id"],
-            denomination=row["denomination"],
-            day=_as_date(row["day"]),
-            units=row["n"],
-        )
-        for row in rows
-    ]
 
 
 def _entries(days: Sequence[date] | None) -> QuerySet[WalletEntry]:
@@ -317,20 +329,71 @@ def _replace(model: type[Model], stale: QuerySet[Any], rows: list[Any]) -> int:
     return len(rows)
 
 
+def _insert_select(model: type[Model], query: QuerySet[Any], columns: Sequence[str]) -> int:
+    """INSERT INTO the rollup the rows of a grouped query, in the database: what a
+    full build does, so no row travels to Python. `columns`: the model fields the
+    query's SELECT list fills, in its order."""
+    model.objects.all().delete()  # type: ignore[attr-defined]
+    sql, params = query.query.sql_with_params()
+    quote = connection.ops.quote_name
+    fields = {field.name: str(field.column) for field in model._meta.concrete_fields}
+    names = ", ".join(quote(fields[name]) for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(model._meta.db_table)} ({names}) {sql}", params)
+        return max(cursor.rowcount, 0)
+
+
 def _rebuild_all() -> int:
-    base = order_hour_rows()
-    written = 0
-    for model, rows in (
-        (OrderHourRollup, base),
-        (OrderStatusHourRollup, status_hour_rows(base)),
-        (OrderProductDayRollup, product_day_rows(base)),
-        (VoucherRollup, voucher_rows()),
-        (VoucherSoldDayRollup, voucher_sold_rows()),
-        (LedgerDayRollup, ledger_day_rows()),
-        (ReconDayRollup, recon_day_rows()),
-    ):
-        written += _replace(model, model.objects.all(), rows)  # type: ignore[attr-defined]
-    return written
+    base = OrderHourRollup.objects.order_by()
+    by_day = base.annotate(d=TruncDate("hour", tzinfo=UTC))
+    order_columns = ("status", "product_id", "product_name", "orders")
+    builds: list[tuple[type[Model], QuerySet[Any], Sequence[str]]] = [
+        (OrderHourRollup, _order_hour_query(), ("hour", *order_columns)),
+        (
+            OrderStatusHourRollup,
+            base.values("hour", "status").annotate(n=Sum("orders")),
+            ("hour", "status", "orders"),
+        ),
+        (
+            OrderProductDayRollup,
+            by_day.values("d", "status", "product_id", "product_name").annotate(n=Sum("orders")),
+            ("day", *order_columns),
+        ),
+        (VoucherRollup, _voucher_query(), ("product_id", "denomination", "status", "units")),
+        (
+            VoucherSoldDayRollup,
+            _voucher_sold_query(),
+            ("product_id", "denomination", "day", "units"),
+        ),
+        (
+            LedgerDayRollup,
+            ledger_sums(_entries(None), by="wallet_id"),
+            (
+                "day",
+                "currency",
+                "wallet_id",
+                "debits",
+                "refunds",
+                "top_ups",
+                "adjustments",
+                "total",
+            ),
+        ),
+        (
+            ReconDayRollup,
+            order_checks(_entries(None)),
+            (
+                "day",
+                "currency",
+                "terminal_debits",
+                "terminal_refunds",
+                "delivered_value",
+                "awaiting_refund",
+                "open_orders",
+            ),
+        ),
+    ]
+    return sum(_insert_select(model, query, columns) for model, query, columns in builds)
 
 
 def _rebuild(touched: Touched) -> int:
