@@ -18,6 +18,10 @@ def _money() -> models.DecimalField:
     return models.DecimalField(max_digits=20, decimal_places=2, default=Decimal("0.00"))
 
 
+# VoucherRollup.status of AVAILABLE units past their expiry.
+EXPIRED_BUCKET = "EXPIRED"
+
+
 class RollupState(models.Model):
     """How far the rollups are built: one row (`name="rollups"`).
 
@@ -94,13 +98,16 @@ class OrderProductDayRollup(models.Model):
 
 
 class VoucherRollup(models.Model):
-    """Vouchers of one product and denomination by status, AVAILABLE left out:
-    stock is small and time-dependent (expiry), so the pages count it live."""
+    """Vouchers of one product and denomination by status. AVAILABLE counts the
+    units allocatable when the bucket was computed (`next_expiry`: the earliest
+    of their expiries); `EXPIRED_BUCKET` the AVAILABLE units already expired then
+    (the expiry sweep, which runs before each refresh, blocks them)."""
 
     product_id = models.BigIntegerField()
     denomination = models.DecimalField(max_digits=14, decimal_places=2)
     status = models.CharField(max_length=16)
     units = models.PositiveIntegerField()
+    next_expiry = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -16,6 +16,7 @@ from django.utils import timezone
 from orders.enums import InventoryStatus
 from orders.errors import NotFound, ValidationFailed
 from orders.models import Product, Voucher, VoucherRollup, VoucherSoldDayRollup
+from orders.models.rollups import EXPIRED_BUCKET
 from orders.rules import allocatable_q, expired_stock_q, holds_stock, is_low_stock
 from orders.selectors.rollups import rollup_state
 
@@ -126,38 +127,26 @@ def _sold_since(now: datetime) -> datetime:
 
 
 def _stock_counts_rolled(*, now: datetime) -> dict[tuple[int, Decimal], dict[str, Any]]:
-    """The same counts from the stock itself (AVAILABLE units, live: what stays in
-    stock, not what was ever sold) and the voucher rollups (every other status,
-    units delivered per day): four grouped queries over bounded rows."""
+    """The same counts from the voucher rollups (as of their last refresh): two
+    grouped queries over a few rows per product and denomination."""
     counts: dict[tuple[int, Decimal], dict[str, Any]] = defaultdict(dict)
-    # Two index-only scans of the AVAILABLE units (the partial allocation index).
-    for g in (
-        Voucher.objects.filter(allocatable_q(now=now))
-        .order_by()
-        .values("product_id", "denomination")
-        .annotate(available=Count("id"), next_expiry=Min("expires_at"))
-    ):
-        counts[(g["product_id"], g["denomination"])].update(g)
-    for e in (
-        Voucher.objects.filter(expired_stock_q(now=now))
-        .order_by()
-        .values("product_id", "denomination")
-        .annotate(expired=Count("id"))
-    ):
-        counts[(e["product_id"], e["denomination"])]["expired"] = e["expired"]
     for r in (
         VoucherRollup.objects.order_by()
         .values("product_id", "denomination")
         .annotate(
+            available=Sum("units", filter=Q(status=InventoryStatus.AVAILABLE)),
+            expired=Sum("units", filter=Q(status=EXPIRED_BUCKET)),
             allocated=Sum("units", filter=Q(status=InventoryStatus.ALLOCATED)),
             delivered=Sum("units", filter=Q(status__in=_DELIVERED)),
             blocked=Sum("units", filter=Q(status=InventoryStatus.BLOCKED)),
             revoked=Sum("units", filter=Q(status=InventoryStatus.REVOKED)),
+            next_expiry=Min("next_expiry", filter=Q(status=InventoryStatus.AVAILABLE)),
         )
     ):
         key = (r["product_id"], Decimal(r["denomination"]))
-        for name in ("allocated", "delivered", "blocked", "revoked"):
+        for name in ("available", "expired", "allocated", "delivered", "blocked", "revoked"):
             counts[key][name] = r[name] or 0  # type: ignore[literal-required]
+        counts[key]["next_expiry"] = r["next_expiry"]
     for d in (
         VoucherSoldDayRollup.objects.filter(day__gte=_sold_since(now).date())
         .order_by()
@@ -177,8 +166,8 @@ class StockOverview:
 def stock_report() -> StockOverview:
     """Stock per product x denomination; listed denominations of active products
     sold from stock appear even with no stock (that is when they matter).
-    Available and expired units are counted live; the other statuses and the
-    units sold come from the rollups, as of their last refresh."""
+    From the rollups, as of their last refresh (`as_of`); from every voucher
+    until they are first built."""
     now = timezone.now()
     state = rollup_state()
     rolled = state is not None

@@ -31,13 +31,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Model, Q, QuerySet, Sum
+from django.db.models import Count, Min, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
 from orders.enums import InventoryStatus, WalletEntryKind
 from orders.models import Order, Voucher, Wallet, WalletEntry
 from orders.models.rollups import (
+    EXPIRED_BUCKET,
     LedgerDayRollup,
     OrderHourRollup,
     OrderProductDayRollup,
@@ -48,7 +49,7 @@ from orders.models.rollups import (
     VoucherSoldDayRollup,
     WalletBalanceRollup,
 )
-from orders.rules import summed_cents
+from orders.rules import allocatable_q, expired_stock_q, summed_cents
 from orders.selectors.reconciliation import ledger_sums, order_checks
 from orders.selectors.rollups import STATE
 
@@ -156,26 +157,50 @@ def _groups_q(groups: Iterable[tuple[int, Decimal]]) -> Q:
     return q
 
 
-def _voucher_query(groups: Sequence[tuple[int, Decimal]] | None = None) -> QuerySet[Any]:
-    qs = Voucher.objects.order_by().exclude(status=InventoryStatus.AVAILABLE)
+def voucher_rows(
+    groups: Sequence[tuple[int, Decimal]] | None = None, *, now: datetime
+) -> list[VoucherRollup]:
+    """Units per product, denomination and status; AVAILABLE units split into the
+    allocatable ones at `now` (with their next expiry) and the expired ones
+    (`EXPIRED_BUCKET`). `groups`: only those products and denominations."""
+    qs = Voucher.objects.order_by()
     if groups is not None:
         qs = qs.filter(_groups_q(groups))
-    return qs.values("product_id", "denomination", "status").annotate(n=Count("id"))
-
-
-def voucher_rows(groups: Sequence[tuple[int, Decimal]] | None = None) -> list[VoucherRollup]:
-    """Units per product, denomination and status, AVAILABLE left out (the pages
-    count stock live); `groups`: only those products and denominations."""
-    rows = _voucher_query(groups)
-    return [
+    rows = [
         VoucherRollup(
             product_id=row["product_id"],
             denomination=row["denomination"],
             status=row["status"],
             units=row["n"],
         )
-        for row in rows
+        for row in qs.exclude(status=InventoryStatus.AVAILABLE)
+        .values("product_id", "denomination", "status")
+        .annotate(n=Count("id"))
     ]
+    rows += [
+        VoucherRollup(
+            product_id=row["product_id"],
+            denomination=row["denomination"],
+            status=InventoryStatus.AVAILABLE,
+            units=row["n"],
+            next_expiry=row["next_expiry"],
+        )
+        for row in qs.filter(allocatable_q(now=now))
+        .values("product_id", "denomination")
+        .annotate(n=Count("id"), next_expiry=Min("expires_at"))
+    ]
+    rows += [
+        VoucherRollup(
+            product_id=row["product_id"],
+            denomination=row["denomination"],
+            status=EXPIRED_BUCKET,
+            units=row["n"],
+        )
+        for row in qs.filter(expired_stock_q(now=now))
+        .values("product_id", "denomination")
+        .annotate(n=Count("id"))
+    ]
+    return rows
 
 
 def voucher_sold_rows(
@@ -343,7 +368,7 @@ def _insert_select(model: type[Model], query: QuerySet[Any], columns: Sequence[s
         return max(cursor.rowcount, 0)
 
 
-def _rebuild_all() -> int:
+def _rebuild_all(*, now: datetime) -> int:
     base = OrderHourRollup.objects.order_by()
     by_day = base.annotate(d=TruncDate("hour", tzinfo=UTC))
     order_columns = ("status", "product_id", "product_name", "orders")
@@ -359,7 +384,6 @@ def _rebuild_all() -> int:
             by_day.values("d", "status", "product_id", "product_name").annotate(n=Sum("orders")),
             ("day", *order_columns),
         ),
-        (VoucherRollup, _voucher_query(), ("product_id", "denomination", "status", "units")),
         (
             VoucherSoldDayRollup,
             _voucher_sold_query(),
@@ -393,10 +417,11 @@ def _rebuild_all() -> int:
             ),
         ),
     ]
-    return sum(_insert_select(model, query, columns) for model, query, columns in builds)
+    written = sum(_insert_select(model, query, columns) for model, query, columns in builds)
+    return written + _replace(VoucherRollup, VoucherRollup.objects.all(), voucher_rows(now=now))
 
 
-def _rebuild(touched: Touched) -> int:
+def _rebuild(touched: Touched, *, now: datetime) -> int:
     written = 0
     for hours in _chunks(touched.hours):
         base = order_hour_rows(hours)
@@ -416,7 +441,7 @@ def _rebuild(touched: Touched) -> int:
         written += _replace(OrderProductDayRollup, stale_days, product_day_rows(day_hours))
     for groups in _chunks(touched.groups):
         stale_groups = VoucherRollup.objects.filter(_groups_q(groups))
-        written += _replace(VoucherRollup, stale_groups, voucher_rows(groups))
+        written += _replace(VoucherRollup, stale_groups, voucher_rows(groups, now=now))
     for keys in _chunks(touched.sold):
         q = Q(pk__in=[])
         for product_id, denomination, day in keys:
@@ -460,9 +485,9 @@ def rollups_refresh(*, full: bool = False) -> int:
                 return 0
             state = RollupState.objects.select_for_update().filter(name=STATE).first()
             if full or state is None:
-                written = _rebuild_all()
+                written = _rebuild_all(now=started)
             else:
-                written = _rebuild(touched_since(state.watermark - MARGIN))
+                written = _rebuild(touched_since(state.watermark - MARGIN), now=started)
             written += _replace(
                 WalletBalanceRollup, WalletBalanceRollup.objects.all(), wallet_balance_rows()
             )
@@ -484,7 +509,16 @@ def rollups_refresh(*, full: bool = False) -> int:
 def _key_and_values(obj: Model) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     fields = [f.attname for f in obj._meta.concrete_fields if not f.primary_key]
     values = {name: getattr(obj, name) for name in fields}
-    figures = {"orders", "units", "debits", "refunds", "top_ups", "adjustments", "total"}
+    figures = {
+        "orders",
+        "units",
+        "next_expiry",
+        "debits",
+        "refunds",
+        "top_ups",
+        "adjustments",
+        "total",
+    }
     figures |= {
         "terminal_debits",
         "terminal_refunds",
@@ -562,7 +596,7 @@ def rollups_differences() -> RollupCheck:
             OrderHourRollup: base,
             OrderStatusHourRollup: status_hour_rows(base),
             OrderProductDayRollup: product_day_rows(base),
-            VoucherRollup: voucher_rows(),
+            VoucherRollup: voucher_rows(now=state.watermark),
             VoucherSoldDayRollup: voucher_sold_rows(),
             LedgerDayRollup: ledger_day_rows(),
             ReconDayRollup: recon_day_rows(),
