@@ -494,20 +494,23 @@ def reconciliation(request: HtmxHttpRequest) -> HttpResponse:
     """Ledger sums per UTC day and currency, the delivered-or-refunded check, and
     whether every wallet balance still equals the sum of its entries."""
     form = ReconciliationForm(request.GET)
-    rows = None
+    report = None
     days = 30
     if form.is_valid():
         days = form.cleaned_data["days"] or 30
-        rows = reconciliation_selectors.reconciliation(days=days)
+        report = reconciliation_selectors.reconciliation_report(days=days)
+    # From the rollups' last refresh; from the ledger itself until they exist.
+    mismatches = reconciliation_selectors.ledger_mismatches_as_of()
     context = {
         "form": form,
         "days": days,
-        "rows": rows,
-        "mismatches": ledger_mismatches(),
+        "rows": report.rows if report is not None else None,
+        "as_of": report.as_of if report is not None else None,
+        "mismatches": ledger_mismatches() if mismatches is None else mismatches,
         "wallet_count": finance_selectors.wallet_count(),
     }
     template = page_or_partial(request, "dashboard/finance/reconciliation.html", "recon-results")
-    return render(request, template, context, status=200 if rows is not None else 400)
+    return render(request, template, context, status=200 if report is not None else 400)
 
 
 # --- CSV exports ------------------------------------------------------------------

@@ -30,6 +30,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
             stats.orders_per_hour, start=stats.since, end=stats.now
         ),
         "product_chart": product_bar_chart(stats.deliveries_by_product),
+        "median_sample": f"{overview_selectors.MEDIAN_SAMPLE:,}",
     }
     template = page_or_partial(request, "dashboard/overview.html", "overview-body")
     return render(request, template, context)

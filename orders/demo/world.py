@@ -44,6 +44,7 @@ from orders.enums import InventoryStatus
 from orders.errors import InsufficientFunds
 from orders.models import Order, Product, Voucher
 from orders.rules import OPEN_STATUSES, status_values
+from orders.services.rollups import rollups_refresh
 
 MAIN_STOCK_AGE = timedelta(days=DAYS + 5)
 RECENT_STOCK_AGE = timedelta(days=3)
@@ -100,6 +101,8 @@ def demo_world_ensure(*, seed: int) -> DemoReport:
                 demo, products, staff=staff, backdates=backdates, seed=seed, now=now
             )
         backdates.apply()
+    # Back-dating moved rows between buckets without touching `updated_at`.
+    rollups_refresh(full=True)
     _count(report, clients)
     report.vendors = sorted(vendors)
     return report

@@ -12,6 +12,17 @@ from orders.models.clients import (
 from orders.models.inventory import ImportBatch, Voucher
 from orders.models.notifications import DeliveryEmail
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
+from orders.models.rollups import (
+    LedgerDayRollup,
+    OrderHourRollup,
+    OrderProductDayRollup,
+    OrderStatusHourRollup,
+    ReconDayRollup,
+    RollupState,
+    VoucherRollup,
+    VoucherSoldDayRollup,
+    WalletBalanceRollup,
+)
 from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -21,15 +32,24 @@ __all__ = [
     "Client",
     "DeliveryEmail",
     "ImportBatch",
+    "LedgerDayRollup",
     "Order",
+    "OrderHourRollup",
     "OrderItem",
+    "OrderProductDayRollup",
+    "OrderStatusHourRollup",
     "PriceChange",
     "Product",
+    "ReconDayRollup",
     "RefundReview",
+    "RollupState",
     "StatusChange",
     "Vendor",
     "Voucher",
+    "VoucherRollup",
+    "VoucherSoldDayRollup",
     "Wallet",
+    "WalletBalanceRollup",
     "WalletCreditRequest",
     "WalletEntry",
     "WebhookAttempt",

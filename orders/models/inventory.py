@@ -91,6 +91,8 @@ class Voucher(models.Model):
                 fields=["expires_at"], name="voucher_expiry", condition=Q(status="AVAILABLE")
             ),
             models.Index(fields=["batch", "status"], name="voucher_batch_status"),
+            # The rollups' refresh: vouchers changed since its last run.
+            models.Index(fields=["updated_at"], name="voucher_updated"),
         ]
 
     def __str__(self) -> str:

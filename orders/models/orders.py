@@ -145,6 +145,8 @@ class Order(models.Model):
                 name="order_open_lease",
                 condition=Q(status__in=["PLACED", "PENDING"]),
             ),
+            # The rollups' refresh: orders changed since its last run.
+            models.Index(fields=["updated_at"], name="order_updated"),
         ]
 
     def __str__(self) -> str:

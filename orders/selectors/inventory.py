@@ -3,22 +3,27 @@ allocated, stock per product and denomination, low stock and expiry."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from orders.enums import InventoryStatus
 from orders.errors import NotFound, ValidationFailed
-from orders.models import Product, Voucher
+from orders.models import Product, Voucher, VoucherRollup, VoucherSoldDayRollup
+from orders.models.rollups import EXPIRED_BUCKET
 from orders.rules import allocatable_q, expired_stock_q, holds_stock, is_low_stock
+from orders.selectors.rollups import rollup_state
 
 # The encrypted columns a list never needs to load.
 _SECRET_COLUMNS = ("card_number", "pin_code", "voucher_reference_number", "claim_url")
+_DELIVERED = (InventoryStatus.DELIVERED, InventoryStatus.COMPLETED)
+SOLD_DAYS = 7  # `StockRow.sold_7d`: units delivered in the last 7 UTC days, today included
 
 
 def allocatable_vouchers(*, product_id: int, denomination: Decimal) -> QuerySet[Voucher]:
@@ -61,7 +66,8 @@ class StockRow:
 
     `available` counts AVAILABLE units that have not expired (what fulfilment can
     deliver); `expired` counts AVAILABLE units past their expiry, waiting for an
-    admin. `delivered` includes COMPLETED units.
+    admin. `delivered` includes COMPLETED units. `sold_7d` counts units delivered
+    in the last 7 UTC days, today included.
     """
 
     product_id: int
@@ -93,11 +99,9 @@ class StockRow:
         )
 
 
-def stock_overview() -> list[StockRow]:
-    """Stock per product x denomination in one grouped query; listed denominations
-    of active products sold from stock appear even with no stock (that is when
-    they matter)."""
-    now = timezone.now()
+def _stock_counts_live(*, now: datetime) -> dict[tuple[int, Decimal], dict[str, Any]]:
+    """Every voucher counted per product x denomination: one grouped query over the
+    whole table (what the rollups are checked against; used until they exist)."""
     live = allocatable_q(now=now)
     groups = (
         Voucher.objects.order_by()
@@ -106,19 +110,68 @@ def stock_overview() -> list[StockRow]:
             available=Count("id", filter=live),
             expired=Count("id", filter=expired_stock_q(now=now)),
             allocated=Count("id", filter=Q(status=InventoryStatus.ALLOCATED)),
-            delivered=Count(
-                "id",
-                filter=Q(status__in=[InventoryStatus.DELIVERED, InventoryStatus.COMPLETED]),
-            ),
+            delivered=Count("id", filter=Q(status__in=_DELIVERED)),
             blocked=Count("id", filter=Q(status=InventoryStatus.BLOCKED)),
             revoked=Count("id", filter=Q(status=InventoryStatus.REVOKED)),
             next_expiry=Min("expires_at", filter=live),
-            sold_7d=Count("id", filter=Q(delivered_at__gte=now - timedelta(days=7))),
+            sold_7d=Count("id", filter=Q(delivered_at__gte=_sold_since(now))),
         )
     )
-    counts: dict[tuple[int, Decimal], dict[str, Any]] = {
-        (g["product_id"], g["denomination"]): dict(g) for g in groups
-    }
+    return {(g["product_id"], g["denomination"]): dict(g) for g in groups}
+
+
+def _sold_since(now: datetime) -> datetime:
+    """The start of the 7 UTC days, today included, that `sold_7d` counts."""
+    first = now.astimezone(UTC).date() - timedelta(days=SOLD_DAYS - 1)
+    return datetime.combine(first, time.min, tzinfo=UTC)
+
+
+def _stock_counts_rolled(*, now: datetime) -> dict[tuple[int, Decimal], dict[str, Any]]:
+    """The same counts from the voucher rollups (as of their last refresh): two
+    grouped queries over a few rows per product and denomination."""
+    counts: dict[tuple[int, Decimal], dict[str, Any]] = defaultdict(dict)
+    for r in (
+        VoucherRollup.objects.order_by()
+        .values("product_id", "denomination")
+        .annotate(
+            available=Sum("units", filter=Q(status=InventoryStatus.AVAILABLE)),
+            expired=Sum("units", filter=Q(status=EXPIRED_BUCKET)),
+            allocated=Sum("units", filter=Q(status=InventoryStatus.ALLOCATED)),
+            delivered=Sum("units", filter=Q(status__in=_DELIVERED)),
+            blocked=Sum("units", filter=Q(status=InventoryStatus.BLOCKED)),
+            revoked=Sum("units", filter=Q(status=InventoryStatus.REVOKED)),
+            next_expiry=Min("next_expiry", filter=Q(status=InventoryStatus.AVAILABLE)),
+        )
+    ):
+        key = (r["product_id"], Decimal(r["denomination"]))
+        for name in ("available", "expired", "allocated", "delivered", "blocked", "revoked"):
+            counts[key][name] = r[name] or 0  # type: ignore[literal-required]
+        counts[key]["next_expiry"] = r["next_expiry"]
+    for d in (
+        VoucherSoldDayRollup.objects.filter(day__gte=_sold_since(now).date())
+        .order_by()
+        .values("product_id", "denomination")
+        .annotate(sold_7d=Sum("units"))
+    ):
+        counts[(d["product_id"], Decimal(d["denomination"]))]["sold_7d"] = d["sold_7d"] or 0
+    return dict(counts)
+
+
+@dataclass(frozen=True)
+class StockOverview:
+    rows: list[StockRow]
+    as_of: datetime | None  # when the rollups were refreshed; None: all counted live
+
+
+def stock_report() -> StockOverview:
+    """Stock per product x denomination; listed denominations of active products
+    sold from stock appear even with no stock (that is when they matter).
+    From the rollups, as of their last refresh (`as_of`); from every voucher
+    until they are first built."""
+    now = timezone.now()
+    state = rollup_state()
+    rolled = state is not None
+    counts = _stock_counts_rolled(now=now) if rolled else _stock_counts_live(now=now)
     products = Product.objects.filter(
         Q(is_active=True) | Q(pk__in={product_id for product_id, _ in counts})
     ).only(
@@ -166,7 +219,12 @@ def stock_overview() -> list[StockRow]:
             )
         )
     rows.sort(key=lambda row: (row.product_name.lower(), row.product_id, row.denomination))
-    return rows
+    return StockOverview(rows=rows, as_of=state.refreshed_at if state is not None else None)
+
+
+def stock_overview() -> list[StockRow]:
+    """The rows of `stock_report`."""
+    return stock_report().rows
 
 
 def low_stock() -> list[StockRow]:

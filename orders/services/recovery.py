@@ -44,6 +44,7 @@ from orders.services.actors import Actor
 from orders.services.expiry import vouchers_expire
 from orders.services.fulfilment import order_fulfil_task
 from orders.services.notifications import delivery_email_send_task, delivery_emails_resume
+from orders.services.rollups import rollups_refresh
 from orders.services.webhooks import webhook_deliver_task, webhook_deliveries_resume
 from orders.tasks import enqueue
 
@@ -187,4 +188,5 @@ def maintenance_sweep() -> dict[str, int]:
         "vouchers_expired": vouchers_expire(actor=SWEEPER),
         "webhooks_resumed": webhook_deliveries_resume(),
         "emails_resumed": delivery_emails_resume(),
+        "rollup_rows": rollups_refresh(),
     }
