@@ -3,13 +3,14 @@ order's detail; every list is one query with product and client joined."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from orders.enums import OrderStatus, SubStatus
+from orders.crypto import Sealed
+from orders.enums import ItemStatus, OrderStatus, SubStatus
 from orders.errors import NotFound
 from orders.models import (
     AuditEvent,
@@ -95,6 +96,122 @@ def order_for_client(*, client_id: int, order_id: int) -> Order | None:
         .prefetch_related("items")
         .first()
     )
+
+
+# Items (with their vouchers) per query of an order's detail; a larger order is
+# read in keyset chunks of this size.
+DETAIL_CHUNK = 500
+
+_ORDER_COLUMNS = tuple(field.attname for field in Order._meta.concrete_fields)
+_ITEM_COLUMNS = ("position", "status", "recharge_status")
+_VOUCHER_COLUMNS = (
+    "voucher__id",
+    "voucher__status",
+    "voucher__card_number",
+    "voucher__pin_code",
+    "voucher__claim_url",
+    "voucher__voucher_reference_number",
+    "voucher__expires_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedVoucher:
+    """A voucher's secrets as stored (sealed, never plaintext) and its status."""
+
+    id: int
+    status: str
+    card_number: Sealed | None
+    pin_code: Sealed | None
+    claim_url: Sealed | None
+    voucher_reference_number: Sealed | None
+    expires_at: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """One unit of an order as its detail shows it, with the voucher it got (if any)."""
+
+    position: int
+    status: str
+    recharge_status: str
+    voucher: SealedVoucher | None
+
+
+def _item_row(row: Sequence[object]) -> ItemRow:
+    position, status, recharge_status, voucher_id, *voucher = row
+    sealed = SealedVoucher(voucher_id, *voucher) if voucher_id is not None else None  # type: ignore[arg-type]
+    return ItemRow(position, status, recharge_status, sealed)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class OrderRead:
+    """An order with its first DETAIL_CHUNK items in position order (all of them
+    when `complete`; else read the rest with `order_item_chunks`)."""
+
+    order: Order
+    items: list[ItemRow]
+    complete: bool
+
+
+def order_read(*, client_id: int, order_id: int, chunk: int = DETAIL_CHUNK) -> OrderRead | None:
+    """One of the client's orders with its items and their vouchers, in ONE query
+    (order LEFT JOIN items LEFT JOIN vouchers), or None (another client's too)."""
+    item_columns = [f"items__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
+    qs = Order.objects.filter(client_id=client_id, pk=order_id).order_by("items__position")
+    rows = list(qs.values_list(*_ORDER_COLUMNS, *item_columns)[: chunk + 1])
+    if not rows:
+        return None
+    split = len(_ORDER_COLUMNS)
+    order = Order.from_db(qs.db, list(_ORDER_COLUMNS), list(rows[0][:split]))
+    items = [_item_row(row[split:]) for row in rows[:chunk] if row[split] is not None]
+    return OrderRead(order=order, items=items, complete=len(rows) <= chunk)
+
+
+def order_item_chunks(
+    *, order_id: int, after_position: int, with_vouchers: bool, chunk: int = DETAIL_CHUNK
+) -> Iterator[list[ItemRow]]:
+    """The order's items after `after_position`, `chunk` at a time by keyset on
+    position (one query each), with their vouchers' sealed secrets if asked."""
+    columns = (*_ITEM_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
+    while True:
+        rows = list(
+            OrderItem.objects.filter(order_id=order_id, position__gt=after_position)
+            .order_by("position")
+            .values_list(*columns)[:chunk]
+        )
+        if not rows:
+            return
+        if with_vouchers:
+            yield [_item_row(row) for row in rows]
+        else:
+            yield [ItemRow(*row, voucher=None) for row in rows]  # type: ignore[misc]
+        if len(rows) < chunk:
+            return
+        after_position = rows[-1][0]  # type: ignore[assignment]
+
+
+def order_voucher_ids(
+    *, order_id: int, statuses: Collection[str], after_position: int = 0
+) -> list[int]:
+    """Ids of the vouchers in `statuses` on the order's items after `after_position`,
+    in position order (one query; no secrets read)."""
+    return list(
+        OrderItem.objects.filter(
+            order_id=order_id, position__gt=after_position, voucher__status__in=list(statuses)
+        )
+        .order_by("position")
+        .values_list("voucher_id", flat=True)
+    )
+
+
+def order_undelivered_units(*, order_id: int) -> int:
+    """How many of the order's items are not delivered (one count)."""
+    return OrderItem.objects.filter(order_id=order_id).exclude(status=ItemStatus.DELIVERED).count()
 
 
 def order_row_get(*, order_id: int) -> Order:
