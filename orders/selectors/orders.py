@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from orders.crypto import Sealed
 from orders.enums import ItemStatus, OrderStatus, SubStatus
@@ -142,57 +143,62 @@ class ItemRow:
     voucher: SealedVoucher | None
 
 
-def _item_row(row: Sequence[object]) -> ItemRow:
-    position, status, recharge_status, voucher_id, *voucher = row
-    sealed = SealedVoucher(voucher_id, *voucher) if voucher_id is not None else None  # type: ignore[arg-type]
-    return ItemRow(position, status, recharge_status, sealed)  # type: ignore[arg-type]
+def _item_row(row: Sequence[Any]) -> ItemRow:
+    """An item from its _ITEM_COLUMNS, then its voucher's _VOUCHER_COLUMNS if read."""
+    position, status, recharge_status, *voucher = row
+    sealed = SealedVoucher(*voucher) if voucher and voucher[0] is not None else None
+    return ItemRow(position, status, recharge_status, sealed)
 
 
 @dataclass(frozen=True)
 class OrderRead:
-    """An order with its first DETAIL_CHUNK items in position order (all of them
-    when `complete`; else read the rest with `order_item_chunks`)."""
+    """An order with its items at positions up to `chunk` (with their vouchers), and
+    the highest position it has: the items past `chunk` are read with
+    `order_item_chunks`."""
 
     order: Order
     items: list[ItemRow]
-    complete: bool
+    last_position: int  # 0: no items
+    chunk: int
+
+    @property
+    def complete(self) -> bool:
+        return self.last_position <= self.chunk
 
 
 def order_read(*, client_id: int, order_id: int, chunk: int = DETAIL_CHUNK) -> OrderRead | None:
     """One of the client's orders with its items and their vouchers, in ONE query
-    (order LEFT JOIN items LEFT JOIN vouchers), or None (another client's too)."""
-    item_columns = [f"items__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
-    qs = Order.objects.filter(client_id=client_id, pk=order_id).order_by("items__position")
-    rows = list(qs.values_list(*_ORDER_COLUMNS, *item_columns)[: chunk + 1])
+    (order LEFT JOIN its first `chunk` positions LEFT JOIN vouchers), or None
+    (another client's too). Bounded by position, not LIMIT: however the planner
+    joins, a large order's read touches one chunk of its items."""
+    first = FilteredRelation("items", condition=Q(items__position__lte=chunk))
+    last = OrderItem.objects.filter(order_id=OuterRef("pk")).order_by("-position")
+    qs = (
+        Order.objects.filter(client_id=client_id, pk=order_id)
+        .annotate(first=first, last_position=Subquery(last.values("position")[:1]))
+        .order_by("first__position")
+    )
+    item_columns = [f"first__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
+    rows = list(qs.values_list(*_ORDER_COLUMNS, "last_position", *item_columns))
     if not rows:
         return None
     split = len(_ORDER_COLUMNS)
     order = Order.from_db(qs.db, list(_ORDER_COLUMNS), list(rows[0][:split]))
-    items = [_item_row(row[split:]) for row in rows[:chunk] if row[split] is not None]
-    return OrderRead(order=order, items=items, complete=len(rows) <= chunk)
+    items = [_item_row(row[split + 1 :]) for row in rows if row[split + 1] is not None]
+    last_position = cast(int | None, rows[0][split]) or 0
+    return OrderRead(order=order, items=items, last_position=last_position, chunk=chunk)
 
 
 def order_item_chunks(
-    *, order_id: int, after_position: int, with_vouchers: bool, chunk: int = DETAIL_CHUNK
+    *, read: OrderRead, with_vouchers: bool, chunk: int = DETAIL_CHUNK
 ) -> Iterator[list[ItemRow]]:
-    """The order's items after `after_position`, `chunk` at a time by keyset on
-    position (one query each), with their vouchers' sealed secrets if asked."""
+    """The read order's items past its first chunk, by position range (one query per
+    `chunk` positions), with their vouchers' sealed secrets if asked."""
     columns = (*_ITEM_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
-    while True:
-        rows = list(
-            OrderItem.objects.filter(order_id=order_id, position__gt=after_position)
-            .order_by("position")
-            .values_list(*columns)[:chunk]
-        )
-        if not rows:
-            return
-        if with_vouchers:
-            yield [_item_row(row) for row in rows]
-        else:
-            yield [ItemRow(*row, voucher=None) for row in rows]  # type: ignore[misc]
-        if len(rows) < chunk:
-            return
-        after_position = rows[-1][0]  # type: ignore[assignment]
+    items = OrderItem.objects.filter(order_id=read.order.pk).order_by("position")
+    for start in range(read.chunk, read.last_position, chunk):
+        rows = items.filter(position__gt=start, position__lte=start + chunk).values_list(*columns)
+        yield [_item_row(row) for row in rows]
 
 
 def order_voucher_ids(

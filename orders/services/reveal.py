@@ -28,6 +28,7 @@ from orders.errors import NotFound, RateLimited, VoucherNotRevealable
 from orders.models import Order, Voucher
 from orders.selectors.orders import (
     ItemRow,
+    OrderRead,
     order_item_chunks,
     order_read,
     order_voucher_ids,
@@ -211,22 +212,26 @@ class OrderReveal:
     vouchers whose ids the audit event names are ever decrypted.
     """
 
-    order: Order
-    items: list[ItemRow]
+    read: OrderRead
     vouchers: list[RevealedVoucher]
-    complete: bool
     audited: frozenset[int]
+
+    @property
+    def order(self) -> Order:
+        return self.read.order
+
+    @property
+    def items(self) -> list[ItemRow]:
+        return self.read.items
+
+    @property
+    def complete(self) -> bool:
+        return self.read.complete
 
     def rest(self) -> Iterator[tuple[list[ItemRow], list[RevealedVoucher]]]:
         """The items after the first chunk with their decrypted vouchers, chunk by chunk."""
-        if self.complete:
-            return
         delivery_type = self.order.delivery_type
-        for items in order_item_chunks(
-            order_id=self.order.pk,
-            after_position=self.items[-1].position,
-            with_vouchers=bool(self.audited),
-        ):
+        for items in order_item_chunks(read=self.read, with_vouchers=bool(self.audited)):
             yield items, _decrypt(items, audited=self.audited, delivery_type=delivery_type)
 
 
@@ -253,12 +258,10 @@ def order_detail_reveal(*, client_id: int, order_id: int, actor: Actor) -> Order
             ids += order_voucher_ids(
                 order_id=order.pk,
                 statuses=REVEALABLE_VOUCHER_STATUSES,
-                after_position=read.items[-1].position,
+                after_position=read.chunk,
             )
     audited = frozenset(ids)
     first = _decrypt(read.items, audited=audited, delivery_type=order.delivery_type)
     if ids:
         _audit_api_read(order=order, actor=actor, voucher_ids=ids)
-    return OrderReveal(
-        order=order, items=read.items, vouchers=first, complete=read.complete, audited=audited
-    )
+    return OrderReveal(read=read, vouchers=first, audited=audited)

@@ -5,8 +5,8 @@ a number of queries that grows with the chunks only."""
 from __future__ import annotations
 
 import json
+import logging
 import math
-from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,56 +15,21 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders.enums import DeliveryTime, InventoryStatus, ItemStatus, OrderStatus, SubStatus
+from orders.enums import DeliveryTime
+from orders.errors import DecryptionFailed
 from orders.models import AuditEvent, Order, OrderItem, Voucher
-from orders.representations import OrderDetailOut
+from orders.representations import (
+    OrderDetailOut,
+    OrderItemOut,
+    VoucherOut,
+    item_fields,
+    voucher_fields,
+)
 from orders.selectors.orders import DETAIL_CHUNK
-from tests.factories import OrderFactory, ProductFactory, VoucherFactory
 from tests.helpers.api import ApiUser
+from tests.helpers.orders import card_numbers, delivered_order
 
 pytestmark = pytest.mark.django_db
-
-
-def _delivered(shop: ApiUser, units: int, *, delivered: int | None = None) -> Order:
-    """An order of `units` placed by the shop, its first `delivered` (all by default)
-    units delivered from stock; vouchers and items written with bulk_create."""
-    delivered = units if delivered is None else delivered
-    product = ProductFactory(bulk_limit=units)
-    now = timezone.now()
-    status, sub_status = (
-        (OrderStatus.DELIVERED, SubStatus.INVENTORY_FULFILLED)
-        if delivered == units
-        else (OrderStatus.PARTIALLY_DELIVERED, SubStatus.PARTIAL)
-    )
-    order = OrderFactory(
-        client=shop.client,
-        product=product,
-        quantity=units,
-        status=status,
-        sub_status=sub_status,
-        delivered_at=now,
-    )
-    vouchers = Voucher.objects.bulk_create(
-        VoucherFactory.build(
-            product=product,
-            denomination=Decimal("25.00"),
-            card_number=f"6011{order.pk:06d}{n:06d}",
-            status=InventoryStatus.DELIVERED,
-            delivered_at=now,
-        )
-        for n in range(delivered)
-    )
-    OrderItem.objects.bulk_create(
-        OrderItem(
-            order=order,
-            position=n + 1,
-            voucher=vouchers[n] if n < delivered else None,
-            status=ItemStatus.DELIVERED if n < delivered else ItemStatus.FAILED,
-            delivered_at=now if n < delivered else None,
-        )
-        for n in range(units)
-    )
-    return order
 
 
 def _read(shop: ApiUser, order: Order) -> tuple[Any, list[str]]:
@@ -78,12 +43,8 @@ def _read(shop: ApiUser, order: Order) -> tuple[Any, list[str]]:
     return response, pieces
 
 
-def _cards(order: Order) -> list[str]:
-    return [f"6011{order.pk:06d}{n:06d}" for n in range(order.quantity)]
-
-
 def test_ten_thousand_vouchers_read_back_complete_each_once_in_chunks(shop):
-    order = _delivered(shop, 10_000)
+    order = delivered_order(shop.client, 10_000)
 
     response, pieces = _read(shop, order)
 
@@ -94,7 +55,7 @@ def test_ten_thousand_vouchers_read_back_complete_each_once_in_chunks(shop):
     cards = [v["card_number"] for v in body["vouchers"]]
     # Compared without printing: a failure must not show 10,000 codes.
     assert len(cards) == 10_000
-    assert cards == _cards(order), "vouchers missing, repeated or out of position order"
+    assert cards == card_numbers(order), "vouchers missing, repeated or out of position order"
     assert [i["position"] for i in body["items"]] == list(range(1, 10_001))
     assert {i["status"] for i in body["items"]} == {"DELIVERED"}
     assert body["quantity"] == 10_000 and body["status"] == "DELIVERED"
@@ -111,7 +72,7 @@ def test_ten_thousand_vouchers_read_back_complete_each_once_in_chunks(shop):
 
 
 def test_a_streamed_answer_is_the_same_json_as_the_schema_renders(shop):
-    order = _delivered(shop, DETAIL_CHUNK + 7, delivered=DETAIL_CHUNK + 3)
+    order = delivered_order(shop.client, DETAIL_CHUNK + 7, delivered=DETAIL_CHUNK + 3)
 
     response, pieces = _read(shop, order)
 
@@ -132,12 +93,12 @@ def test_a_streamed_answer_is_the_same_json_as_the_schema_renders(shop):
 
 
 def test_an_order_of_one_chunk_is_answered_whole(shop):
-    order = _delivered(shop, DETAIL_CHUNK)
+    order = delivered_order(shop.client, DETAIL_CHUNK)
 
     response, _pieces = _read(shop, order)
 
     assert not response.streaming
-    assert [v["card_number"] for v in response.json()["vouchers"]] == _cards(order)
+    assert [v["card_number"] for v in response.json()["vouchers"]] == card_numbers(order)
 
 
 def _statements(shop: ApiUser, order: Order) -> list[str]:
@@ -153,7 +114,7 @@ def _audit_statement(sql: str) -> bool:
 
 @pytest.mark.parametrize("units", [DETAIL_CHUNK + 1, 4 * DETAIL_CHUNK + 1])
 def test_queries_of_a_large_read_grow_with_its_chunks_only(shop, units):
-    order = _delivered(shop, units)
+    order = delivered_order(shop.client, units)
 
     sql = _statements(shop, order)
 
@@ -165,3 +126,52 @@ def test_queries_of_a_large_read_grow_with_its_chunks_only(shop, units):
     chunks = math.ceil((units - DETAIL_CHUNK) / DETAIL_CHUNK)
     assert len(reads) == 2 + chunks, "\n".join(s[:120] for s in reads)
     assert not [s for s in sql if "orders_apicredential" in s]
+
+
+def test_the_fast_row_writers_dump_what_the_schemas_dump():
+    expires = timezone.now()
+    vouchers = [
+        SimpleNamespace(
+            card_number="6011000000000001",
+            pin_code="1234",
+            claim_url="https://redeem.example.com/1",
+            voucher_reference_number="REF-1",
+            expires_at=expires,
+        ),
+        SimpleNamespace(
+            card_number="6011000000000002",
+            pin_code=None,
+            claim_url=None,
+            voucher_reference_number=None,
+            expires_at=None,
+        ),
+    ]
+    for voucher in vouchers:
+        assert voucher_fields(voucher) == VoucherOut.model_validate(voucher).model_dump()
+    for recharge_status in ("", "RECHARGED"):
+        item = SimpleNamespace(position=3, status="DELIVERED", recharge_status=recharge_status)
+        assert item_fields(item) == OrderItemOut.model_validate(item).model_dump()
+    assert list(voucher_fields(vouchers[0])) == list(VoucherOut.model_fields)
+
+
+def test_a_voucher_failing_to_decrypt_past_the_first_chunk_cuts_the_answer_short(shop, caplog):
+    order = delivered_order(shop.client, DETAIL_CHUNK + 2)
+    voucher = Voucher.objects.get(order_item__order=order, order_item__position=DETAIL_CHUNK + 2)
+    stored = voucher.card_number.ciphertext
+    tampered = stored[:-4] + ("AAAA" if not stored.endswith("AAAA") else "BBBB")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orders_voucher SET card_number = %s WHERE id = %s", [tampered, voucher.pk]
+        )
+
+    response = shop.get(f"/api/v1/orders/{order.pk}")
+    assert response.status_code == 200  # the status line goes out before the last chunk
+    written: list[bytes] = []
+    with caplog.at_level(logging.ERROR), pytest.raises(DecryptionFailed):
+        for piece in response.streaming_content:
+            written.append(piece)
+
+    text = b"".join(written).decode() + caplog.text
+    assert "Voucher decryption failed" in caplog.text
+    assert text.count('"card_number"') == DETAIL_CHUNK  # the first chunk only
+    assert tampered.split(":")[-1] not in text and stored.split(":")[-1] not in text
