@@ -183,22 +183,16 @@ def order_vouchers_reveal(*, order: Order, actor: Actor) -> list[RevealedVoucher
     return revealed
 
 
-def _shown(item: ItemRow, *, audited: frozenset[int]) -> bool:
-    voucher = item.voucher
-    return (
-        voucher is not None
-        and voucher.status in REVEALABLE_VOUCHER_STATUSES
-        and voucher.id in audited
-    )
-
-
 def _decrypt(
     items: Iterable[ItemRow], *, audited: frozenset[int], delivery_type: str
 ) -> list[RevealedVoucher]:
+    """The items' delivered vouchers decrypted: only those the audit event names."""
     return [
         _revealed(item.voucher, delivery_type=delivery_type)
         for item in items
-        if item.voucher is not None and _shown(item, audited=audited)
+        if item.voucher is not None
+        and item.voucher.id in audited
+        and item.voucher.status in REVEALABLE_VOUCHER_STATUSES
     ]
 
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from orders.enums import DeliveryTime
+from orders.enums import DeliveryTime, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed
 from orders.models import AuditEvent, Order, OrderItem, Voucher
 from orders.representations import (
@@ -26,6 +26,7 @@ from orders.representations import (
     voucher_fields,
 )
 from orders.selectors.orders import DETAIL_CHUNK
+from tests.factories import OrderFactory, add_stock
 from tests.helpers.api import ApiUser
 from tests.helpers.orders import card_numbers, delivered_order
 
@@ -175,3 +176,27 @@ def test_a_voucher_failing_to_decrypt_past_the_first_chunk_cuts_the_answer_short
     assert "Voucher decryption failed" in caplog.text
     assert text.count('"card_number"') == DETAIL_CHUNK  # the first chunk only
     assert tampered.split(":")[-1] not in text and stored.split(":")[-1] not in text
+
+
+def test_a_large_open_order_lists_every_item_no_voucher_and_no_event(shop):
+    order = OrderFactory(
+        client=shop.client,
+        quantity=DETAIL_CHUNK + 50,
+        status=OrderStatus.PENDING,
+        sub_status=SubStatus.PROCESSING,
+    )
+    OrderItem.objects.bulk_create(
+        OrderItem(order=order, position=n) for n in range(1, DETAIL_CHUNK + 51)
+    )
+    add_stock(order.product, "25.00", DETAIL_CHUNK + 49)  # one unit short
+
+    response, pieces = _read(shop, order)
+
+    assert response.streaming
+    body = json.loads("".join(pieces))
+    assert body["vouchers"] == []
+    assert [i["position"] for i in body["items"]] == list(range(1, DETAIL_CHUNK + 51))
+    assert body["delivery_time"] == "DELAYED"
+    assert not AuditEvent.objects.filter(order_id=order.pk).exists()
+    add_stock(order.product, "25.00", 1)
+    assert json.loads("".join(_read(shop, order)[1]))["delivery_time"] == "INSTANT"
