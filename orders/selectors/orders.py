@@ -192,13 +192,21 @@ def order_read(*, client_id: int, order_id: int, chunk: int = DETAIL_CHUNK) -> O
 def order_item_chunks(
     *, read: OrderRead, with_vouchers: bool, chunk: int = DETAIL_CHUNK
 ) -> Iterator[list[ItemRow]]:
-    """The read order's items past its first chunk, by position range (one query per
-    `chunk` positions), with their vouchers' sealed secrets if asked."""
+    """The read order's items past its first chunk, `chunk` at a time by keyset on
+    position (one query each), with their vouchers' sealed secrets if asked. The
+    keyset picks item ids alone; only those `chunk` items are joined to vouchers."""
     columns = (*_ITEM_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
     items = OrderItem.objects.filter(order_id=read.order.pk).order_by("position")
-    for start in range(read.chunk, read.last_position, chunk):
-        rows = items.filter(position__gt=start, position__lte=start + chunk).values_list(*columns)
+    after = read.chunk
+    while after < read.last_position:
+        page = items.filter(position__gt=after).values("pk")[:chunk]
+        rows = list(
+            OrderItem.objects.filter(pk__in=page).order_by("position").values_list(*columns)
+        )
+        if not rows:
+            return
         yield [_item_row(row) for row in rows]
+        after = rows[-1][0]
 
 
 def order_voucher_ids(
