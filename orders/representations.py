@@ -16,7 +16,8 @@ comments, not docstrings, which would change the OpenAPI document.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
@@ -37,7 +38,7 @@ from orders.enums import (
 )
 
 if TYPE_CHECKING:
-    from orders.models import Order, OrderItem
+    from orders.models import Order
 
 
 class PlainVoucher(Protocol):
@@ -57,6 +58,19 @@ class PlainVoucher(Protocol):
 
     @property
     def expires_at(self) -> datetime | None: ...
+
+
+class ItemLike(Protocol):
+    """What an item's answer reads: an OrderItem, or the order selector's ItemRow."""
+
+    @property
+    def position(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def recharge_status(self) -> str: ...
 
 
 def rfc3339(value: datetime | None) -> str | None:
@@ -142,7 +156,7 @@ class OrderItemOut(Schema):
     recharge_status: RechargeStatusOut | None = Field(description="Mobile top-ups only.")
 
     @staticmethod
-    def resolve_recharge_status(item: OrderItem) -> str | None:
+    def resolve_recharge_status(item: ItemLike) -> str | None:
         return item.recharge_status or None
 
 
@@ -165,7 +179,10 @@ class OrderSummaryOut(Schema):
 # One order with its delivered vouchers, in the order of the spec's fields.
 #
 # Build it with `OrderDetailOut.of(...)`: the vouchers (revealed and audited by
-# the reveal service) and the live delivery time are not columns of the order.
+# the reveal service) and the live delivery time are not columns of the order;
+# `items` (when given) are the order's items already read, else `order.items`.
+# `order_detail_json` writes the same document piece by piece, for an order
+# too large to hold decrypted at once.
 class OrderDetailOut(Schema):
     id: int
     reference_code: str
@@ -198,13 +215,19 @@ class OrderDetailOut(Schema):
         *,
         vouchers: Sequence[PlainVoucher],
         delivery_time: DeliveryTime,
+        items: Sequence[ItemLike] | None = None,
     ) -> Self:
-        context = {"vouchers": vouchers, "delivery_time": delivery_time}
+        context = {"vouchers": vouchers, "delivery_time": delivery_time, "items": items}
         return cls.model_validate(order, context=context)
 
     @staticmethod
     def resolve_vouchers(order: Order, context: dict[str, Any]) -> Sequence[PlainVoucher]:
         return context["vouchers"]
+
+    @staticmethod
+    def resolve_items(order: Order, context: dict[str, Any]) -> Iterable[ItemLike]:
+        items = context.get("items")
+        return order.items.all() if items is None else items
 
     @staticmethod
     def resolve_delivery_time(order: Order, context: dict[str, Any]) -> DeliveryTime:
@@ -221,6 +244,79 @@ class OrderDetailOut(Schema):
             "email": order.customer_email,
             "phone": order.customer_phone,
         }
+
+
+def _json(value: Any) -> str:
+    # As the API's JSON renderer writes it (json.dumps' default separators).
+    return json.dumps(value)
+
+
+def _members(fields: dict[str, Any]) -> str:
+    return ", ".join(f"{_json(name)}: {_json(value)}" for name, value in fields.items())
+
+
+def _list_members(rows: list[dict[str, Any]]) -> str:
+    return _json(rows)[1:-1]  # "a, b": a list's members, as inside the list
+
+
+# VoucherOut and OrderItemOut of many rows without a validation per row (a
+# 10,000-unit order would spend most of its time there). Each gives exactly the
+# schema's dump of one row: tests/api/test_detail_large_order.py holds them to it.
+def voucher_fields(voucher: PlainVoucher) -> dict[str, Any]:
+    """VoucherOut's dump of one voucher."""
+    return {
+        "card_number": voucher.card_number,
+        "pin_code": voucher.pin_code,
+        "claim_url": voucher.claim_url,
+        "voucher_reference_number": voucher.voucher_reference_number,
+        "expires_at": rfc3339(voucher.expires_at),
+    }
+
+
+def item_fields(item: ItemLike) -> dict[str, Any]:
+    """OrderItemOut's dump of one item."""
+    return {
+        "position": item.position,
+        "status": item.status,
+        "recharge_status": OrderItemOut.resolve_recharge_status(item),
+    }
+
+
+def order_detail_json(
+    order: Order,
+    *,
+    chunks: Iterable[tuple[Sequence[ItemLike], Sequence[PlainVoucher]]],
+    delivery_time: DeliveryTime,
+) -> Iterator[str]:
+    """OrderDetailOut's JSON, byte for byte as the API renders it, written as the
+    (items, vouchers) chunks come: each chunk's vouchers are written and dropped;
+    only the items' short JSON is kept until the `items` field (after `vouchers`)."""
+    body = OrderDetailOut.of(order, vouchers=[], delivery_time=delivery_time, items=[])
+    fields = body.model_dump()
+    names = list(fields)
+    at_vouchers, at_items = names.index("vouchers"), names.index("items")
+    before = {name: fields[name] for name in names[:at_vouchers]}
+    between = {name: fields[name] for name in names[at_vouchers + 1 : at_items]}
+    after = {name: fields[name] for name in names[at_items + 1 :]}
+    yield "{" + _members(before) + (", " if before else "") + '"vouchers": ['
+    items: list[str] = []
+    written = False
+    for chunk_items, chunk_vouchers in chunks:
+        if chunk_items:
+            items.append(_list_members([item_fields(item) for item in chunk_items]))
+        if chunk_vouchers:
+            text = _list_members([voucher_fields(voucher) for voucher in chunk_vouchers])
+            yield f", {text}" if written else text
+            written = True
+    yield (
+        "]"
+        + (", " + _members(between) if between else "")
+        + ', "items": ['
+        + ", ".join(items)
+        + "]"
+        + (", " + _members(after) if after else "")
+        + "}"
+    )
 
 
 # What a webhook says about an order: the API's summary of it plus what an

@@ -959,6 +959,10 @@ CASES = [
         _api_detail_grow,
         _api_get("/api/v1/orders/{}", "order"),
         rows=_json_rows("vouchers", key="card_number"),
+        # The credential (this module turns its cache off), ONE query for the order,
+        # its items and vouchers, then audit_record: a savepoint pair around the
+        # chain-head lock, the INSERT and the head's UPDATE.
+        fixed=7,
     ),
     Case(
         "GET /api/v1/wallet",

@@ -3,8 +3,10 @@
 The JWT (HS256) is signed with a key derived from SECRET_KEY and carries the
 credential id; it lives API_JWT_TTL_SECONDS. Every request re-checks the
 credential, so a revoked key's tokens stop working too. Lookups are cached
-for API_CREDENTIAL_CACHE_SECONDS (a few seconds), which bounds how long a
-revocation takes to bite. Every failure answers the same 401.
+(by key and by id) for API_CREDENTIAL_CACHE_SECONDS (a few seconds), which
+bounds how long a revocation or a deactivated client takes to bite: a warm
+call reads no credential from the database, and its last use is written at
+most once a minute. Every failure answers the same 401.
 """
 
 from __future__ import annotations
@@ -100,7 +102,11 @@ def _load(
         else None
     )
     if ttl > 0:
-        cache.set(cache_key, found or False, timeout=ttl)
+        if found is None:
+            cache.set(cache_key, False, timeout=ttl)
+        else:  # by key and by id: a token call after a key call is warm too
+            keys = [f"api:cred:k:{found.public_key}", f"api:cred:i:{found.id}"]
+            cache.set_many(dict.fromkeys(keys, found), timeout=ttl)
     return found
 
 

@@ -3,13 +3,15 @@ order's detail; every list is one query with product and client joined."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from orders.enums import OrderStatus, SubStatus
+from orders.crypto import Sealed
+from orders.enums import ItemStatus, OrderStatus, SubStatus
 from orders.errors import NotFound
 from orders.models import (
     AuditEvent,
@@ -95,6 +97,135 @@ def order_for_client(*, client_id: int, order_id: int) -> Order | None:
         .prefetch_related("items")
         .first()
     )
+
+
+# Items (with their vouchers) per query of an order's detail; a larger order is
+# read in keyset chunks of this size.
+DETAIL_CHUNK = 500
+
+_ORDER_COLUMNS = tuple(field.attname for field in Order._meta.concrete_fields)
+_ITEM_COLUMNS = ("position", "status", "recharge_status")
+_VOUCHER_COLUMNS = (
+    "voucher__id",
+    "voucher__status",
+    "voucher__card_number",
+    "voucher__pin_code",
+    "voucher__claim_url",
+    "voucher__voucher_reference_number",
+    "voucher__expires_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedVoucher:
+    """A voucher's secrets as stored (sealed, never plaintext) and its status."""
+
+    id: int
+    status: str
+    card_number: Sealed | None
+    pin_code: Sealed | None
+    claim_url: Sealed | None
+    voucher_reference_number: Sealed | None
+    expires_at: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRow:
+    """One unit of an order as its detail shows it, with the voucher it got (if any)."""
+
+    position: int
+    status: str
+    recharge_status: str
+    voucher: SealedVoucher | None
+
+
+def _item_row(row: Sequence[Any]) -> ItemRow:
+    """An item from its _ITEM_COLUMNS, then its voucher's _VOUCHER_COLUMNS if read."""
+    position, status, recharge_status, *voucher = row
+    sealed = SealedVoucher(*voucher) if voucher and voucher[0] is not None else None
+    return ItemRow(position, status, recharge_status, sealed)
+
+
+@dataclass(frozen=True)
+class OrderRead:
+    """An order with its items at positions up to `chunk` (with their vouchers), and
+    the highest position it has: the items past `chunk` are read with
+    `order_item_chunks`."""
+
+    order: Order
+    items: list[ItemRow]
+    last_position: int  # 0: no items
+    chunk: int
+
+    @property
+    def complete(self) -> bool:
+        return self.last_position <= self.chunk
+
+
+def order_read(*, client_id: int, order_id: int, chunk: int = DETAIL_CHUNK) -> OrderRead | None:
+    """One of the client's orders with its items and their vouchers, in ONE query
+    (order LEFT JOIN its first `chunk` positions LEFT JOIN vouchers), or None
+    (another client's too). Bounded by position, not LIMIT: however the planner
+    joins, a large order's read touches one chunk of its items."""
+    first = FilteredRelation("items", condition=Q(items__position__lte=chunk))
+    last = OrderItem.objects.filter(order_id=OuterRef("pk")).order_by("-position")
+    qs = (
+        Order.objects.filter(client_id=client_id, pk=order_id)
+        .annotate(first=first, last_position=Subquery(last.values("position")[:1]))
+        .order_by("first__position")
+    )
+    item_columns = [f"first__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
+    rows = list(qs.values_list(*_ORDER_COLUMNS, "last_position", *item_columns))
+    if not rows:
+        return None
+    split = len(_ORDER_COLUMNS)
+    order = Order.from_db(qs.db, list(_ORDER_COLUMNS), list(rows[0][:split]))
+    items = [_item_row(row[split + 1 :]) for row in rows if row[split + 1] is not None]
+    last_position = cast(int | None, rows[0][split]) or 0
+    return OrderRead(order=order, items=items, last_position=last_position, chunk=chunk)
+
+
+def order_item_chunks(
+    *, read: OrderRead, with_vouchers: bool, chunk: int = DETAIL_CHUNK
+) -> Iterator[list[ItemRow]]:
+    """The read order's items past its first chunk, `chunk` at a time by keyset on
+    position (one query each), with their vouchers' sealed secrets if asked. The
+    keyset picks item ids alone; only those `chunk` items are joined to vouchers."""
+    columns = (*_ITEM_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
+    items = OrderItem.objects.filter(order_id=read.order.pk).order_by("position")
+    after = read.chunk
+    while after < read.last_position:
+        page = items.filter(position__gt=after).values("pk")[:chunk]
+        rows = list(
+            OrderItem.objects.filter(pk__in=page).order_by("position").values_list(*columns)
+        )
+        if not rows:
+            return
+        yield [_item_row(row) for row in rows]
+        after = rows[-1][0]
+
+
+def order_voucher_ids(
+    *, order_id: int, statuses: Collection[str], after_position: int = 0
+) -> list[int]:
+    """Ids of the vouchers in `statuses` on the order's items after `after_position`,
+    in position order (one query; no secrets read)."""
+    return list(
+        OrderItem.objects.filter(
+            order_id=order_id, position__gt=after_position, voucher__status__in=list(statuses)
+        )
+        .order_by("position")
+        .values_list("voucher_id", flat=True)
+    )
+
+
+def order_undelivered_units(*, order_id: int) -> int:
+    """How many of the order's items are not delivered (one count)."""
+    return OrderItem.objects.filter(order_id=order_id).exclude(status=ItemStatus.DELIVERED).count()
 
 
 def order_row_get(*, order_id: int) -> Order:

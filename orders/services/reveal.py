@@ -1,25 +1,38 @@
 """Voucher reveal: the only place voucher secrets are decrypted for a person or client.
 
 Decryption happens only for delivered vouchers of delivered (or partially
-delivered) orders, and every reveal writes an AuditEvent in the same
-transaction, from the dashboard and the API alike. A staff user reveals at most
+delivered) orders, and every reveal writes an AuditEvent, from the dashboard
+and the API alike, before the plaintext is handed back: called in autocommit
+(as requests run) the event is committed when the function returns, so it is
+committed before a code leaves the server. No function here opens a
+transaction or a savepoint of its own: a refusal (a domain error) is raised
+before anything is written, so a caller inside its own transaction that
+catches it finds that transaction intact. A staff user reveals at most
 REVEAL_RATE_PER_HOUR vouchers per clock hour, counted in the shared cache.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 
 from orders.crypto import Sealed, unseal
 from orders.enums import DeliveryType, InventoryStatus, OrderStatus
 from orders.errors import NotFound, RateLimited, VoucherNotRevealable
 from orders.models import Order, Voucher
+from orders.selectors.orders import (
+    ItemRow,
+    OrderRead,
+    order_item_chunks,
+    order_read,
+    order_voucher_ids,
+)
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 
@@ -45,11 +58,33 @@ class RevealedVoucher:
         return f"<RevealedVoucher {self.voucher_id}>"
 
 
+class StoredVoucher(Protocol):
+    """A voucher as read from the database: a Voucher, or a selector's SealedVoucher."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def card_number(self) -> Sealed | None: ...
+
+    @property
+    def pin_code(self) -> Sealed | None: ...
+
+    @property
+    def claim_url(self) -> Sealed | None: ...
+
+    @property
+    def voucher_reference_number(self) -> Sealed | None: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
 def _open(value: Sealed | None) -> str | None:
     return unseal(value) if value is not None else None
 
 
-def _revealed(voucher: Voucher, *, delivery_type: str) -> RevealedVoucher:
+def _revealed(voucher: StoredVoucher, *, delivery_type: str) -> RevealedVoucher:
     with_pin = delivery_type == DeliveryType.CODE_WITH_PIN
     return RevealedVoucher(
         voucher_id=voucher.pk,
@@ -102,7 +137,6 @@ def _check_reveal_budget(*, actor: Actor) -> None:
     )
 
 
-@transaction.atomic
 def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVoucher:
     """Decrypt one delivered voucher for a staff user, within the user's hourly
     reveal limit; audited with the reason."""
@@ -129,18 +163,99 @@ def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVou
     return revealed
 
 
-@transaction.atomic
+def _audit_api_read(*, order: Order, actor: Actor, voucher_ids: list[int]) -> None:
+    audit_record(
+        action="voucher.read_api",
+        actor=actor,
+        order_id=order.pk,
+        reason="GET /api/v1/orders/{id}",
+        data={"channel": "api", "voucher_ids": voucher_ids},
+    )
+
+
 def order_vouchers_reveal(*, order: Order, actor: Actor) -> list[RevealedVoucher]:
     """Decrypt an order's delivered vouchers for its API client; one audit event per read."""
     vouchers = delivered_vouchers(order=order)
     if not vouchers:
         return []
     revealed = [_revealed(v, delivery_type=order.delivery_type) for v in vouchers]
-    audit_record(
-        action="voucher.read_api",
-        actor=actor,
-        order_id=order.pk,
-        reason="GET /api/v1/orders/{id}",
-        data={"channel": "api", "voucher_ids": [v.pk for v in vouchers]},
-    )
+    _audit_api_read(order=order, actor=actor, voucher_ids=[v.pk for v in vouchers])
     return revealed
+
+
+def _decrypt(
+    items: Iterable[ItemRow], *, audited: frozenset[int], delivery_type: str
+) -> list[RevealedVoucher]:
+    """The items' delivered vouchers decrypted: only those the audit event names."""
+    return [
+        _revealed(item.voucher, delivery_type=delivery_type)
+        for item in items
+        if item.voucher is not None
+        and item.voucher.id in audited
+        and item.voucher.status in REVEALABLE_VOUCHER_STATUSES
+    ]
+
+
+@dataclass(frozen=True)
+class OrderReveal:
+    """An order read by its API client, its delivered vouchers already audited.
+
+    `items` and `vouchers` are the first chunk (decrypted before the audit event
+    was written); when not `complete`, `rest()` reads and decrypts the others a
+    chunk at a time, so a large order is never held decrypted all at once. Only
+    vouchers whose ids the audit event names are ever decrypted.
+    """
+
+    read: OrderRead
+    vouchers: list[RevealedVoucher]
+    audited: frozenset[int]
+
+    @property
+    def order(self) -> Order:
+        return self.read.order
+
+    @property
+    def items(self) -> list[ItemRow]:
+        return self.read.items
+
+    @property
+    def complete(self) -> bool:
+        return self.read.complete
+
+    def rest(self) -> Iterator[tuple[list[ItemRow], list[RevealedVoucher]]]:
+        """The items after the first chunk with their decrypted vouchers, chunk by chunk."""
+        delivery_type = self.order.delivery_type
+        for items in order_item_chunks(read=self.read, with_vouchers=bool(self.audited)):
+            yield items, _decrypt(items, audited=self.audited, delivery_type=delivery_type)
+
+
+def order_detail_reveal(*, client_id: int, order_id: int, actor: Actor) -> OrderReveal | None:
+    """One of the client's orders for its API client, or None: its delivered vouchers
+    (DELIVERED / PARTIALLY_DELIVERED orders only) decrypted and audited in one event.
+
+    One query reads the order, its items and their vouchers (a larger order: its
+    first chunk, plus one query for the ids of all its delivered vouchers); the
+    first chunk is decrypted, then the audit event is inserted: nothing more.
+    """
+    read = order_read(client_id=client_id, order_id=order_id)
+    if read is None:
+        return None
+    order = read.order
+    ids: list[int] = []
+    if order.status in REVEALABLE_ORDER_STATUSES:
+        ids = [
+            item.voucher.id
+            for item in read.items
+            if item.voucher is not None and item.voucher.status in REVEALABLE_VOUCHER_STATUSES
+        ]
+        if not read.complete:
+            ids += order_voucher_ids(
+                order_id=order.pk,
+                statuses=REVEALABLE_VOUCHER_STATUSES,
+                after_position=read.chunk,
+            )
+    audited = frozenset(ids)
+    first = _decrypt(read.items, audited=audited, delivery_type=order.delivery_type)
+    if ids:
+        _audit_api_read(order=order, actor=actor, voucher_ids=ids)
+    return OrderReveal(read=read, vouchers=first, audited=audited)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from django.http import HttpRequest
+from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Path, Query, Router
 from ninja.responses import Status
 
@@ -27,31 +28,45 @@ from orders.api.schemas import (
 from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed, NotFound, ValidationFailed
 from orders.models import Order
-from orders.representations import OrderDetailOut
+from orders.representations import OrderDetailOut, order_detail_json
 from orders.selectors.inventory import available_stock
-from orders.selectors.orders import OrderFilters, order_for_client, order_list
+from orders.selectors.orders import (
+    ItemRow,
+    OrderFilters,
+    order_for_client,
+    order_list,
+    order_undelivered_units,
+)
 from orders.selectors.paging import CURSOR_PATTERN, Page
 from orders.services.placing import Customer, order_create
-from orders.services.reveal import RevealedVoucher, order_vouchers_reveal
+from orders.services.reveal import OrderReveal, RevealedVoucher, order_detail_reveal
 
 logger = logging.getLogger("orders.api")
 router = Router(tags=["Orders"])
 
 ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # as ninja's renderer answers
 # RFC 3339; a "+" in a query string arrives as a space, so a space offset is read as "+".
 RFC3339_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+\- ]\d{2}:\d{2})$"
 )
 
 
-def order_delivery_time(order: Order) -> DeliveryTime:
+def order_delivery_time(
+    order: Order, *, undelivered: Callable[[], int] | None = None
+) -> DeliveryTime:
     """INSTANT if the order was filled from inventory, or is still open and
-    AVAILABLE stock covers its undelivered units now; else DELAYED."""
+    AVAILABLE stock covers its undelivered units now; else DELAYED. Only an open
+    order costs a query (its stock); `undelivered` counts its units not delivered
+    yet (by default from `order.items`)."""
     if order.sub_status == SubStatus.INVENTORY_FULFILLED:
         return DeliveryTime.INSTANT
     if not rules.is_open(order.status):
         return DeliveryTime.DELAYED
-    missing = sum(1 for item in order.items.all() if item.status != ItemStatus.DELIVERED)
+    if undelivered is None:
+        missing = sum(1 for item in order.items.all() if item.status != ItemStatus.DELIVERED)
+    else:
+        missing = undelivered()
     stock = available_stock(product_id=order.product_id, denomination=order.denomination)
     # Nothing left to deliver waits on the vendor.
     return rules.delivery_time(stock=stock, units=missing) if missing else DeliveryTime.INSTANT
@@ -59,6 +74,37 @@ def order_delivery_time(order: Order) -> DeliveryTime:
 
 def _detail(order: Order, vouchers: list[RevealedVoucher]) -> OrderDetailOut:
     return OrderDetailOut.of(order, vouchers=vouchers, delivery_time=order_delivery_time(order))
+
+
+def _undelivered(reveal: OrderReveal) -> Callable[[], int]:
+    def count() -> int:
+        if not reveal.complete:
+            return order_undelivered_units(order_id=reveal.order.pk)
+        return sum(1 for item in reveal.items if item.status != ItemStatus.DELIVERED)
+
+    return count
+
+
+def _decryption_failed(order_id: int, exc: DecryptionFailed) -> None:
+    # The message names the field and key id only, never the ciphertext.
+    logger.error("Voucher decryption failed for order %s: %s", order_id, exc.message)
+
+
+def _streamed(reveal: OrderReveal, delivery_time: DeliveryTime) -> StreamingHttpResponse:
+    """A large order's answer, written a chunk of vouchers at a time (its audit
+    event is already committed). A voucher that fails to decrypt past the first
+    chunk cuts the answer short: the status line has gone out by then."""
+
+    def chunks() -> Iterator[tuple[list[ItemRow], list[RevealedVoucher]]]:
+        yield reveal.items, reveal.vouchers
+        try:
+            yield from reveal.rest()
+        except DecryptionFailed as exc:
+            _decryption_failed(reveal.order.pk, exc)
+            raise
+
+    body = order_detail_json(reveal.order, chunks=chunks(), delivery_time=delivery_time)
+    return StreamingHttpResponse(body, content_type=JSON_CONTENT_TYPE)
 
 
 def _timestamp(value: str | None, *, field: str) -> datetime | None:
@@ -185,21 +231,31 @@ def order_list_view(
     response={200: OrderDetailOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Get order details",
 )
-def order_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> OrderDetailOut:
+def order_detail(
+    request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> OrderDetailOut | StreamingHttpResponse:
     """One of your orders with its decrypted vouchers once DELIVERED or
     PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`.
 
     Each read that returns vouchers is audited. At most 60 reads per order per hour.
     """
+    # One query reads the order, its items and vouchers; one INSERT audits the read,
+    # committed before the answer is written. An order of more than DETAIL_CHUNK
+    # units is streamed: its vouchers are read and decrypted a chunk at a time.
     principal = request.auth  # type: ignore[attr-defined]
     ratelimit.order_read_hit(request, credential_id=principal.credential.pk, order_id=id)
-    order = order_for_client(client_id=principal.client.pk, order_id=id)
-    if order is None:
-        raise NotFound()
     try:
-        vouchers = order_vouchers_reveal(order=order, actor=principal.actor(request))
+        reveal = order_detail_reveal(
+            client_id=principal.client.pk, order_id=id, actor=principal.actor(request)
+        )
     except DecryptionFailed as exc:
-        # The message names the field and key id only, never the ciphertext.
-        logger.error("Voucher decryption failed for order %s: %s", order.pk, exc.message)
+        _decryption_failed(id, exc)
         raise ApiError(500, "internal_error", "Failed to retrieve order") from None
-    return _detail(order, vouchers)
+    if reveal is None:
+        raise NotFound()
+    delivery_time = order_delivery_time(reveal.order, undelivered=_undelivered(reveal))
+    if not reveal.complete:
+        return _streamed(reveal, delivery_time)
+    return OrderDetailOut.of(
+        reveal.order, vouchers=reveal.vouchers, delivery_time=delivery_time, items=reveal.items
+    )
