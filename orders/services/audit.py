@@ -37,7 +37,7 @@ from orders.models import AuditChainHead, AuditEvent
 from orders.services.actors import Actor
 
 GENESIS = "0" * 64
-SEAL_STATEMENT_ROWS = 2000  # rows per sealing UPDATE (4 parameters each)
+SEAL_STATEMENT_ROWS = 2000  # rows per sealing UPDATE on SQLite (4 parameters each)
 checkpoint_logger = logging.getLogger("orders.audit.checkpoint")
 logger = logging.getLogger("orders.audit")
 
@@ -52,8 +52,30 @@ def _chain_for(*, order_id: int | None, voucher_id: int | None, actor: Actor) ->
     return secrets.randbelow(n)
 
 
-def _digest(event: AuditEvent) -> str | None:
-    """The event's HMAC under its own key id; None when that key is not in AUDIT_KEY."""
+# What `_digest` reads of an event: its content, key id and place in the chain.
+_SEALED_FIELDS = (
+    "id",
+    "key_id",
+    "chain",
+    "seq",
+    "prev_hash",
+    "action",
+    "actor_user_id",
+    "actor_credential_id",
+    "actor_label",
+    "order_id",
+    "voucher_id",
+    "reason",
+    "ip_address",
+    "user_agent",
+    "data",
+    "created_at",
+)
+
+
+def _digest(event: Any) -> str | None:
+    """The event's HMAC under its own key id; None when that key is not in AUDIT_KEY.
+    `event` is an AuditEvent or a row with the attributes of _SEALED_FIELDS."""
     body = {
         "key_id": event.key_id,
         "chain": event.chain,
@@ -149,17 +171,63 @@ def audit_record(
     return event
 
 
-def audit_records(events: Sequence[AuditEntry]) -> list[AuditEvent]:
-    """Record many events, unsealed, with one bulk INSERT (per 1,000 events)."""
+_BULK_INSERT = (
+    "INSERT INTO orders_auditevent (chain, prev_hash, hash, key_id, created_at, action,"
+    " actor_user_id, actor_credential_id, actor_label, order_id, voucher_id, reason,"
+    " ip_address, user_agent, data)"
+    " SELECT r.chain, '', '', %s, %s, r.action, r.actor_user_id, r.actor_credential_id,"
+    " r.actor_label, r.order_id, r.voucher_id, r.reason, r.ip_address, r.user_agent,"
+    " r.data::jsonb"
+    " FROM unnest(%s::integer[], %s::text[], %s::bigint[], %s::bigint[], %s::text[],"
+    " %s::bigint[], %s::bigint[], %s::text[], %s::inet[], %s::text[], %s::text[])"
+    " AS r (chain, action, actor_user_id, actor_credential_id, actor_label, order_id,"
+    " voucher_id, reason, ip_address, user_agent, data)"
+)
+
+
+def audit_records(events: Sequence[AuditEntry]) -> int:
+    """Record many events, unsealed, with one INSERT (PostgreSQL: one statement of
+    column arrays, no model instances; SQLite: bulk_create). Returns how many."""
     if not events:
-        return []
+        return 0
     now, key_id = timezone.now(), audit_keyring().active_kid
-    rows = [_unsealed(entry, now=now, key_id=key_id) for entry in events]
-    return AuditEvent.objects.bulk_create(rows, batch_size=1000)
+    if connection.vendor != "postgresql":
+        rows = [_unsealed(entry, now=now, key_id=key_id) for entry in events]
+        AuditEvent.objects.bulk_create(rows, batch_size=1000)
+        return len(rows)
+    columns: list[list[Any]] = [[] for _ in range(11)]
+    for entry in events:
+        actor = entry.actor
+        row = (
+            _chain_for(order_id=entry.order_id, voucher_id=entry.voucher_id, actor=actor),
+            entry.action,
+            actor.user_id,
+            getattr(actor.credential, "pk", None),
+            actor.label,
+            entry.order_id,
+            entry.voucher_id,
+            entry.reason[:500],
+            actor.ip_address,
+            actor.user_agent[:300],
+            json.dumps(entry.data or {}, cls=DjangoJSONEncoder),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_BULK_INSERT, [key_id, now, *columns])
+    return len(events)
+
+
+_SEAL_ARRAYS = (
+    "UPDATE orders_auditevent SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash,"
+    " sealed_at = %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])"
+    " AS v (id, seq, prev_hash, hash)"
+    " WHERE orders_auditevent.id = v.id AND orders_auditevent.sealed_at IS NULL"
+)
 
 
 def _seal_sql(rows: int) -> str:
-    # One UPDATE for a batch; `sealed_at IS NULL` so that no event is sealed twice.
+    # SQLite's form of _SEAL_ARRAYS (`sealed_at IS NULL`: no event is sealed twice).
     # VALUES columns are column1..column4 on PostgreSQL and SQLite alike (no WITH:
     # SQLite reports no rowcount for a statement that starts with one).
     values = ", ".join(
@@ -185,33 +253,40 @@ def _seal_chain(chain: int, *, limit: int) -> int:
         if head is None:
             return 0  # another sealer is sealing this chain
         events = list(
-            AuditEvent.objects.filter(chain=chain, sealed_at__isnull=True).order_by("id")[:limit]
+            AuditEvent.objects.filter(chain=chain, sealed_at__isnull=True)
+            .order_by("id")
+            .values_list(*_SEALED_FIELDS, named=True)[:limit]
         )
         sealed_at = timezone.now()
         seq, prev_hash = head.seq, head.last_hash
         rows: list[tuple[int, int, str, str]] = []
-        for event in events:
-            event.seq, event.prev_hash = seq + 1, prev_hash
+        for row in events:
+            event = row._replace(seq=seq + 1, prev_hash=prev_hash)
             digest = _digest(event)
             if digest is None:  # written under a key this process does not hold
                 logger.error(
                     "audit event %s has key id %r, which is not in AUDIT_KEY: chain %s "
                     "stays unsealed from it on",
-                    event.pk,
+                    event.id,
                     event.key_id,
                     chain,
                 )
                 break
             seq, prev_hash = seq + 1, digest
-            rows.append((event.pk, seq, event.prev_hash, digest))
+            rows.append((event.id, seq, event.prev_hash, digest))
         if not rows:
             return 0
         stamp = connection.ops.adapt_datetimefield_value(sealed_at)
+        postgres = connection.vendor == "postgresql"
+        step = len(rows) if postgres else SEAL_STATEMENT_ROWS
         with connection.cursor() as cursor:
-            for start in range(0, len(rows), SEAL_STATEMENT_ROWS):
-                chunk = rows[start : start + SEAL_STATEMENT_ROWS]
-                params: list[Any] = [value for row in chunk for value in row]
-                cursor.execute(_seal_sql(len(chunk)), [stamp, *params])
+            for start in range(0, len(rows), step):
+                chunk = rows[start : start + step]
+                if postgres:  # four array parameters, whatever the batch size
+                    cursor.execute(_SEAL_ARRAYS, [stamp, *map(list, zip(*chunk, strict=True))])
+                else:
+                    params: list[Any] = [value for row in chunk for value in row]
+                    cursor.execute(_seal_sql(len(chunk)), [stamp, *params])
                 if cursor.rowcount != len(chunk):
                     raise RuntimeError(f"audit chain {chain}: an event was sealed meanwhile")
         AuditChainHead.objects.filter(chain=chain).update(seq=seq, last_hash=prev_hash)

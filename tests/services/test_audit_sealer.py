@@ -4,6 +4,7 @@ into their keyed chains later, in batches, once each, by as many sealers as run.
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
@@ -68,14 +69,19 @@ def test_many_events_are_recorded_with_one_insert_and_sealed_like_single_ones(sy
         for v in range(1, 31)
     ]
     with CaptureQueriesContext(connection) as queries:
-        events = audit_records(entries)
+        assert audit_records(entries) == 30
 
     inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert len(inserts) == 1
-    assert [e.voucher_id for e in sealed(*events)] == list(range(1, 31))
-    assert [e.seq for e in events] == list(range(1, 31))  # one order: one chain, in order
+    seal_all()
+    events = AuditEvent.objects.order_by("seq")
+    assert [e.voucher_id for e in events] == list(range(1, 31))  # one order: one chain
+    assert [e.seq for e in events] == list(range(1, 31))
+    assert {(e.action, e.actor_label, str(e.data)) for e in events} == {
+        ("voucher.deliver", "test", "{}")
+    }
     _chains_are_complete()
-    assert audit_records([]) == []
+    assert audit_records([]) == 0
 
 
 # --- Sealing -----------------------------------------------------------------------
@@ -330,3 +336,27 @@ def test_check_audit_chain_catches_a_sealed_event_changed_behind_the_trigger(own
         "content changed after it was written" in out.getvalue()
     )
     assert "seal backlog: 2 event(s) not sealed yet" in out.getvalue()
+
+
+def test_bulk_recorded_events_keep_who_from_where_and_their_data_and_verify():
+    actor = Actor(
+        label="api:acme", user=None, credential=None, ip_address="10.1.2.3", user_agent="ua"
+    )
+    audit_records(
+        [
+            AuditEntry(
+                "voucher.deliver", actor, order_id=5, voucher_id=1, data={"amount": Decimal("1.50")}
+            ),
+            AuditEntry("voucher.deliver", actor, voucher_id=2, reason="r" * 600),
+        ]
+    )
+    seal_all()
+
+    first, second = AuditEvent.objects.order_by("voucher_id")
+    assert (first.ip_address, first.user_agent, first.data) == (
+        "10.1.2.3",
+        "ua",
+        {"amount": "1.50"},
+    )
+    assert (second.order_id, len(second.reason)) == (None, 500)
+    assert list(audit_chain_problems()) == []
