@@ -7,7 +7,8 @@ the seal-lag query read it). On PostgreSQL the append-only trigger function is
 replaced: UPDATE, DELETE and TRUNCATE are still refused, to the owner too,
 except one UPDATE per event: sealing a not yet sealed event, which may set only
 seq, prev_hash, hash and sealed_at (see docs/decisions/0005-audit-sealer.md).
-Going back needs every event sealed first (`manage.py check_audit_chain --seal`).
+Going back seals the backlog first; an event it cannot seal (its key is not in
+AUDIT_KEY) stops it.
 """
 
 from django.db import migrations, models
@@ -55,12 +56,18 @@ def forwards(apps, schema_editor):
 
 
 def backwards(apps, schema_editor):
+    # The schema before 0010 has no unsealed event: seal the backlog first, with
+    # today's sealer (the columns it writes exist until this migration is undone).
+    from orders.services.audit import audit_seal
+
+    while audit_seal():
+        pass
     AuditEvent = apps.get_model("orders", "AuditEvent")
     unsealed = AuditEvent.objects.filter(sealed_at__isnull=True).count()
     if unsealed:
         raise RuntimeError(
-            f"{unsealed} audit event(s) are not sealed yet: seal them first "
-            "(manage.py check_audit_chain --seal), then migrate back."
+            f"{unsealed} audit event(s) could not be sealed (is their key in AUDIT_KEY?): "
+            "seal them (manage.py check_audit_chain --seal), then migrate back."
         )
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(APPEND_ONLY, params=None)
