@@ -271,11 +271,15 @@ AUDIT_CHAINS = env_int("AUDIT_CHAINS", default=16)
 # development key is generated into AUDIT_DEV_KEY_FILE (git-ignored).
 AUDIT_KEY = env("AUDIT_KEY", default="")
 AUDIT_DEV_KEY_FILE = env("AUDIT_DEV_KEY_FILE", default=str(BASE_DIR / ".audit_key"))
-# Every committed audit event appends (database, chain, seq, hash) here and to the
-# "orders.audit.checkpoint" log; check_audit_chain compares the database with it.
+# Every sealed batch appends (database, chain, seq, hash) of its newest event here and
+# to the "orders.audit.checkpoint" log; check_audit_chain compares the database with it.
 AUDIT_CHECKPOINT_PATH = env(
     "AUDIT_CHECKPOINT_PATH", default=str(BASE_DIR / "audit-checkpoints.jsonl")
 )
+# The worker seals new audit events into their chains every AUDIT_SEAL_SECONDS;
+# check_audit_chain fails when an unsealed event is older than the max lag.
+AUDIT_SEAL_SECONDS = float(env_decimal("AUDIT_SEAL_SECONDS", default=Decimal("1.0")))
+AUDIT_SEAL_MAX_LAG_SECONDS = float(env_decimal("AUDIT_SEAL_MAX_LAG_SECONDS", default=Decimal("60")))
 REVEAL_RATE_PER_HOUR = env_int("REVEAL_RATE_PER_HOUR", default=30)
 # Dashboard: seconds a revealed voucher stays visible before it masks itself again.
 REVEAL_REMASK_SECONDS = env_int("REVEAL_REMASK_SECONDS", default=30)

@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection, transaction
 
 from orders.models import Client
 from orders.services.actors import Actor
-from orders.services.audit import audit_chain_problems, audit_record
+from orders.services.audit import audit_chain_problems, audit_record, audit_seal
 from orders.services.clients import client_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -24,10 +24,11 @@ def refused(sql: str) -> str:
     "sql",
     [
         "UPDATE orders_auditevent SET reason = 'edited'",
+        "UPDATE orders_auditevent SET created_at = now(), sealed_at = now()",
         "DELETE FROM orders_auditevent",
         "TRUNCATE orders_auditevent",
     ],
-    ids=["update", "delete", "truncate"],
+    ids=["update", "update-content-while-sealing", "delete", "truncate"],
 )
 def test_the_app_role_may_not_change_or_erase_the_audit_trail(as_app_role, sql):
     assert "permission denied for table orders_auditevent" in refused(sql)
@@ -65,8 +66,21 @@ def test_the_app_role_does_its_work_and_appends_audit_events(as_app_role, system
     )
     Client.objects.filter(pk=client.pk).update(name="Orbital Rewards")
     audit_record(action="order.create", actor=Actor.system("support:alice"), order_id=3)
+    assert audit_seal() >= 1  # the worker's sealer runs as the role too
 
     wallet.refresh_from_db()
     assert str(wallet.balance) == "10.00"
     assert Client.objects.get(pk=client.pk).name == "Orbital Rewards"
     assert list(audit_chain_problems()) == []
+
+
+def test_the_app_role_may_update_only_the_seal_of_an_audit_event(as_app_role, system_actor):
+    event = audit_record(action="order.create", actor=system_actor, order_id=4)
+    audit_seal()
+
+    # Column privileges let it write the seal's columns; the trigger refuses a second seal.
+    assert "append-only: UPDATE is not allowed" in refused(
+        "UPDATE orders_auditevent SET hash = 'forged'"
+    )
+    event.refresh_from_db()
+    assert event.sealed_at is not None and event.hash != "forged"

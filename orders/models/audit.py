@@ -1,12 +1,14 @@
 """Append-only, tamper-evident audit trail.
 
-Events are spread over `AUDIT_CHAINS` hash chains (by order, voucher or
-actor) so concurrent requests lock only their own chain head. Each event
-stores the HMAC of its content and of the previous event's HMAC, under the
-key named by `key_id` (AUDIT_KEY, never in the database); every committed
-event is also checkpointed outside the database. `check_audit_chain`
-recomputes every chain and compares it with the checkpoints. On PostgreSQL
-triggers reject UPDATE, DELETE and TRUNCATE.
+An event is written unsealed (one INSERT, no lock): `seq`, `prev_hash`, `hash`
+and `sealed_at` stay empty. The sealer (`audit_seal`, run by the worker about
+every second) links unsealed events, chain by chain, into `AUDIT_CHAINS` keyed
+hash chains: each sealed event stores the HMAC of its content and of the
+previous event's HMAC, under the key named by `key_id` (AUDIT_KEY, never in
+the database), and every sealed batch is checkpointed outside the database.
+`check_audit_chain` recomputes every chain, compares it with the checkpoints
+and reports the unsealed backlog. On PostgreSQL triggers reject UPDATE, DELETE
+and TRUNCATE, except the one UPDATE that seals a not yet sealed event.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from django.db import models
 
 
 class AuditChainHead(models.Model):
-    """The last sequence number and hash of one chain; locked while appending."""
+    """The last sealed sequence number and hash of one chain; locked while sealing."""
 
     chain = models.PositiveIntegerField(primary_key=True)
     seq = models.PositiveBigIntegerField(default=0)
@@ -30,9 +32,11 @@ class AuditEvent(models.Model):
     """Who did what to which order or voucher, why, from where, when."""
 
     chain = models.PositiveIntegerField()
-    seq = models.PositiveBigIntegerField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    # Set once, by the sealer; NULL/"" while the event is not sealed yet.
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, blank=True, default="")
+    sealed_at = models.DateTimeField(null=True, blank=True)
     key_id = models.CharField(max_length=16, default="")
     action = models.CharField(max_length=64, db_index=True)
     actor_user = models.ForeignKey(
@@ -84,7 +88,17 @@ class AuditEvent(models.Model):
             models.Index(fields=["order", "created_at"], name="auditevent_order"),
             models.Index(fields=["actor_user", "created_at"], name="auditevent_user"),
             models.Index(fields=["created_at", "id"], name="auditevent_time"),
+            # Only the unsealed backlog: what the sealer and the seal-lag query read.
+            models.Index(
+                fields=["chain", "id"],
+                name="auditevent_unsealed",
+                condition=models.Q(sealed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_label}"
+
+    @property
+    def is_sealed(self) -> bool:
+        return self.sealed_at is not None

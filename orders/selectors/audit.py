@@ -1,10 +1,13 @@
 """The audit log of the dashboard: events newest first, filtered by who, what
-and which order."""
+and which order; and the seal lag: the events not sealed into their chains yet."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.db.models import Count, Min
+from django.utils import timezone
 
 from orders.models import AuditEvent
 from orders.selectors.paging import keyset_slice
@@ -50,3 +53,26 @@ def audit_event_list(
 def audit_actions() -> list[str]:
     """The distinct audit actions, for the audit log's filter."""
     return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+@dataclass(frozen=True)
+class SealLag:
+    """The unsealed backlog: how many events, and when the oldest was recorded."""
+
+    unsealed: int
+    oldest_at: datetime | None
+
+    def age_seconds(self, *, now: datetime | None = None) -> float:
+        """Seconds since the oldest unsealed event was recorded; 0 when all are sealed."""
+        if self.oldest_at is None:
+            return 0.0
+        return max(0.0, ((now or timezone.now()) - self.oldest_at).total_seconds())
+
+
+def audit_seal_lag() -> SealLag:
+    """One query on the partial index of unsealed events:
+    SELECT count(*), min(created_at) FROM orders_auditevent WHERE sealed_at IS NULL."""
+    row = AuditEvent.objects.filter(sealed_at__isnull=True).aggregate(
+        unsealed=Count("id"), oldest_at=Min("created_at")
+    )
+    return SealLag(unsealed=row["unsealed"], oldest_at=row["oldest_at"])

@@ -27,6 +27,7 @@ from orders.services.clients import client_create
 from orders.services.transitions import order_transition
 from orders.services.wallets import wallet_debit
 from tests.factories import OrderFactory, OrderItemFactory, ProductFactory, VoucherFactory
+from tests.helpers.audit import seal_all
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +90,7 @@ def world(system_actor):
         voucher_id=voucher.pk,
         reason="Customer says the code never arrived",
     )
+    seal_all()  # the sealer makes the chain heads
     endpoint = WebhookEndpoint.objects.create(
         client=client,
         url="https://hooks.acme.example/starship",

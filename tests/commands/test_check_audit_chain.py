@@ -15,6 +15,7 @@ from django.db import connection
 from orders.models import AuditChainHead, AuditEvent
 from orders.services.actors import Actor
 from orders.services.audit import GENESIS, audit_chain_problems, audit_record
+from tests.helpers.audit import sealed
 
 # Every test commits (checkpoints are written after commit) and, on PostgreSQL,
 # tampers through a separate owner/superuser connection, which sees committed rows only.
@@ -52,11 +53,16 @@ def check_fails() -> str:
 
 
 def record_on_one_chain(count: int, *, order_id: int = 42) -> list[AuditEvent]:
+    """`count` events of one order, sealed (in one batch: one checkpoint line)."""
     actor = Actor.system("support:alice")
-    return [
-        audit_record(action="voucher.reveal", actor=actor, order_id=order_id, reason=f"ticket {n}")
-        for n in range(count)
-    ]
+    return sealed(
+        *[
+            audit_record(
+                action="voucher.reveal", actor=actor, order_id=order_id, reason=f"ticket {n}"
+            )
+            for n in range(count)
+        ]
+    )
 
 
 def test_a_healthy_trail_and_its_checkpoints_pass():

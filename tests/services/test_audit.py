@@ -1,4 +1,4 @@
-"""The audit trail: append-only in PostgreSQL, and tamper-evident everywhere."""
+"""The audit trail: append-only in PostgreSQL, and tamper-evident everywhere once sealed."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from orders.crypto import reset_keyring
 from orders.models import AuditChainHead, AuditEvent
 from orders.services.actors import Actor
 from orders.services.audit import audit_chain_problems, audit_record, database_identity
+from tests.helpers.audit import seal_all, sealed
 from tests.helpers.keys import TEST_AUDIT_KEY
 
 pytestmark = pytest.mark.django_db
@@ -41,8 +42,12 @@ def _record_some(actor: Actor, *, count: int = 5) -> list[AuditEvent]:
 def test_events_of_one_order_form_a_linked_chain(system_actor):
     first = audit_record(action="order.create", actor=system_actor, order_id=7)
     second = audit_record(action="order.cancel", actor=system_actor, order_id=7, reason="asked")
+    assert (first.seq, first.hash, first.sealed_at) == (None, "", None)  # not sealed yet
+
+    first, second = sealed(first, second)
 
     assert first.chain == second.chain
+    assert first.sealed_at is not None
     assert (first.seq + 1, first.hash) == (second.seq, second.prev_hash)
     head = AuditChainHead.objects.get(chain=first.chain)
     assert (head.seq, head.last_hash) == (second.seq, second.hash)
@@ -51,6 +56,7 @@ def test_events_of_one_order_form_a_linked_chain(system_actor):
 
 def test_check_audit_chain_passes_on_an_intact_trail(system_actor):
     _record_some(system_actor)
+    seal_all()
     out = StringIO()
 
     call_command("check_audit_chain", stdout=out)
@@ -62,6 +68,7 @@ def test_check_audit_chain_passes_on_an_intact_trail(system_actor):
 @pytest.mark.django_db(transaction=True)
 def test_check_audit_chain_catches_a_removed_event_on_any_database(system_actor, request):
     events = _record_some(system_actor)
+    seal_all()
     # SQLite has no trigger; on PostgreSQL only the owner can disable it to delete.
     if connection.vendor == "postgresql":
         owner = request.getfixturevalue("owner_db")
@@ -85,6 +92,7 @@ def test_update_of_an_audit_event_is_refused_by_postgresql_even_to_the_owner(
     system_actor, owner_db
 ):
     (event, *_) = _record_some(system_actor, count=1)
+    seal_all()
 
     with pytest.raises(psycopg.Error, match="append-only"):
         owner_db.execute(
@@ -127,6 +135,7 @@ def test_truncate_of_the_audit_trail_is_refused_by_postgresql_even_to_the_owner(
 @pytest.mark.django_db(transaction=True)
 def test_check_audit_chain_catches_an_event_changed_behind_the_trigger(system_actor, owner_db):
     events = _record_some(system_actor)
+    seal_all()
     target = events[3]
     with owner_db.transaction():
         owner_db.execute(f"ALTER TABLE orders_auditevent DISABLE TRIGGER {TRIGGER}")
@@ -174,6 +183,7 @@ def test_concurrent_records_keep_every_chain_valid():
 
     assert errors == []
     assert AuditEvent.objects.count() == workers * per_worker
+    assert seal_all() == workers * per_worker
     assert list(audit_chain_problems()) == []
     for head in AuditChainHead.objects.all():
         chain = AuditEvent.objects.filter(chain=head.chain).order_by("seq")
@@ -186,6 +196,7 @@ def test_concurrent_records_keep_every_chain_valid():
 
 def test_each_event_is_sealed_with_an_hmac_under_the_active_audit_key(system_actor, settings):
     event = audit_record(action="order.create", actor=system_actor, order_id=9, reason="r")
+    seal_all()
 
     assert event.key_id == "t1"
     settings.AUDIT_KEY = f"t1:{base64.urlsafe_b64encode(b'x' * 32).decode()}"  # same id, other key
@@ -203,6 +214,7 @@ def test_after_a_rotation_new_events_use_the_new_key_and_old_ones_still_verify(
     reset_keyring()
 
     new = audit_record(action="order.cancel", actor=system_actor, order_id=11)
+    old, new = sealed(old, new)
 
     assert (old.key_id, new.key_id) == ("t1", "t2")
     assert new.prev_hash == old.hash
@@ -223,6 +235,7 @@ def test_without_audit_key_a_development_key_is_generated_once_outside_git(
 
     event = audit_record(action="order.create", actor=system_actor, order_id=1)
     reset_keyring()
+    seal_all()
 
     key_file = tmp_path / "audit_key"
     assert event.key_id == "dev1"
@@ -246,15 +259,18 @@ def test_a_bad_audit_key_is_refused_clearly(settings, system_actor, spec, messag
 # --- Checkpoints outside the database ------------------------------------------------
 
 
-def test_a_committed_event_is_checkpointed_to_the_file_and_the_log(
+def test_a_sealed_batch_is_checkpointed_to_the_file_and_the_log(
     system_actor, _audit_checkpoints, caplog, django_capture_on_commit_callbacks
 ):
+    audit_record(action="order.create", actor=system_actor, order_id=5)
     with (
         caplog.at_level(logging.INFO, logger="orders.audit.checkpoint"),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        event = audit_record(action="order.create", actor=system_actor, order_id=5)
+        event = audit_record(action="order.cancel", actor=system_actor, order_id=5)
+        (event,) = sealed(event)
 
+    # One line per chain per batch: the newest seq and hash of the chain.
     (line,) = _audit_checkpoints.read_text().splitlines()
     checkpoint = json.loads(line)
     assert checkpoint == {
@@ -262,12 +278,13 @@ def test_a_committed_event_is_checkpointed_to_the_file_and_the_log(
         "chain": event.chain,
         "seq": event.seq,
         "hash": event.hash,
-        "at": event.created_at.isoformat(),
+        "at": event.sealed_at.isoformat(),
     }
+    assert event.seq == 2
     assert [r.getMessage() for r in caplog.records if r.name == "orders.audit.checkpoint"] == [line]
 
 
-def test_an_event_rolled_back_with_its_transaction_is_never_checkpointed(
+def test_an_event_rolled_back_with_its_transaction_is_never_sealed_nor_checkpointed(
     system_actor, _audit_checkpoints, django_capture_on_commit_callbacks
 ):
     with (
@@ -276,10 +293,13 @@ def test_an_event_rolled_back_with_its_transaction_is_never_checkpointed(
         transaction.atomic(),
     ):
         audit_record(action="order.create", actor=system_actor, order_id=5)
+        seal_all()
         raise RuntimeError("the request failed")
 
     assert callbacks == []
     assert not _audit_checkpoints.exists()
+    assert not AuditEvent.objects.exists()
+    assert seal_all() == 0
 
 
 def test_two_databases_on_one_host_never_share_checkpoints():

@@ -2,10 +2,12 @@
 
 A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
 recovery, voucher expiry, lost webhook deliveries and e-mails) at start and then every
-WORKER_SWEEP_SECONDS, while the main thread runs the db_worker loop with its
-signal handling (SIGTERM/SIGINT finish the current task, then stop). Run as
-many as you like, on as many machines: tasks are claimed with SKIP LOCKED and
-every sweep is safe to run concurrently.
+WORKER_SWEEP_SECONDS; a second one seals new audit events into their chains
+(`audit_seal`) every AUDIT_SEAL_SECONDS, at once again while a batch comes back
+full. The main thread runs the db_worker loop with its signal handling
+(SIGTERM/SIGINT finish the current task, then stop). Run as many as you like,
+on as many machines: tasks are claimed with SKIP LOCKED, sealers share the
+chains out with SKIP LOCKED, and every sweep is safe to run concurrently.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
+from orders.services.audit import audit_seal
 from orders.services.recovery import maintenance_sweep
 
 logger = logging.getLogger("orders.worker")
@@ -36,6 +39,26 @@ def _sweep_forever(stop: threading.Event, every: float) -> None:
         finally:
             connection.close()
         stop.wait(every)
+
+
+SEAL_BATCH = 5000
+
+
+def _seal_forever(stop: threading.Event, every: float) -> None:
+    # Keeps its connection between rounds (one a second); a new one after an error.
+    try:
+        while not stop.is_set():
+            sealed = 0
+            try:
+                close_old_connections()
+                sealed = audit_seal(limit=SEAL_BATCH)
+            except Exception:
+                logger.exception("audit seal failed; trying again next round")
+                connection.close()
+            if sealed < SEAL_BATCH:  # caught up: wait; a full batch goes on at once
+                stop.wait(every)
+    finally:
+        connection.close()
 
 
 class Command(BaseCommand):
@@ -56,7 +79,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch",
             action="store_true",
-            help="Sweep once, run every ready task, then exit.",
+            help="Sweep once, run every ready task, seal the audit events, then exit.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,12 +95,21 @@ class Command(BaseCommand):
         if options["batch"]:
             maintenance_sweep()
             call_command("db_worker", *worker_args, "--batch", verbosity=options["verbosity"])
+            while audit_seal(limit=SEAL_BATCH):
+                pass
             return
         stop = threading.Event()
         sweeper = threading.Thread(
             target=_sweep_forever, args=(stop, every), name="sweeper", daemon=True
         )
+        sealer = threading.Thread(
+            target=_seal_forever,
+            args=(stop, float(settings.AUDIT_SEAL_SECONDS)),
+            name="audit-sealer",
+            daemon=True,
+        )
         sweeper.start()
+        sealer.start()
         try:
             call_command("db_worker", *worker_args, verbosity=options["verbosity"])
         finally:
