@@ -1,27 +1,44 @@
 """Fulfilment: inventory first, then the vendor; retries, cancellation, admin retry.
 
-A run of `order_fulfil` is a sequence of short transactions, each locking the
-order row and re-checking its state, with every vendor call in between and
-OUTSIDE any transaction (a slow vendor never holds a lock):
+Placed orders in stock are delivered set-based; everything else runs as a
+sequence of short transactions, each locking the order row with one SELECT
+and re-checking its state, with every vendor call in between and OUTSIDE any
+transaction (a slow vendor never holds a lock). Each commit is a recovery
+point: a run killed after it resumes from there, one killed before it left
+nothing of that step behind.
 
-1. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
+S. stock batch (`orders_deliver_from_stock`): ONE transaction claims ready
+   orders (PLACED, sold from stock, live, no lease; FOR NO KEY UPDATE SKIP
+   LOCKED, up to FULFILMENT_BATCH_SIZE from the task), allocates AVAILABLE,
+   unexpired vouchers (earliest expiry first, SKIP LOCKED) with one SELECT
+   per product and denomination, marks vouchers and items DELIVERED with one
+   UPDATE each, writes timeline, audit and webhook events in bulk and commits.
+   An order the stock cannot cover entirely is left for its own run. A
+   voucher is on at most one item (OrderItem.voucher is one-to-one).
+B. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
    a second run while the lease holds (a duplicated task) does nothing, and so
    does a run before the scheduled retry is due (`next_attempt_at`).
-2. inventory: allocate AVAILABLE, unexpired vouchers (earliest expiry first,
-   SKIP LOCKED), one per missing unit; a voucher is on at most one item
-   (OrderItem.voucher is one-to-one).
-3. vendor: the units still missing are marked with the order's idempotency key
-   before the vendor is called, the vendor order reference is stored as soon
-   as the vendor answers, and fetched vouchers are stored encrypted, idempotent
-   on their fingerprint. A crash anywhere resumes from what was persisted and
-   the vendor, keyed by the same idempotency key, never sells twice.
-4. finish: DELIVERED, PARTIALLY_DELIVERED or FAILED, the webhook event, and
-   the refund of the undelivered value (see refunds).
+I. inventory: what stock has for the missing units, set-based; finishes the
+   order when that was all of them.
+E. engage the vendor: the units still missing are marked with the order's
+   idempotency key before the vendor is called.
+C. vendor order created: its reference is stored as soon as the vendor
+   answers; units it refused fail.
+F. vouchers stored: fetched vouchers are stored encrypted, idempotent on
+   their fingerprint, and the order finishes: DELIVERED, PARTIALLY_DELIVERED
+   or FAILED, the webhook event, and the refund of the undelivered value
+   (see refunds).
+R. retry later (transient error; finishes the order once the retry window
+   has closed). X. vendor rejected: the order finishes.
+Top-ups commit after each operator answer, then finish.
 
-Every run ends by giving the lease back: the order is finished, or waits for
-its retry. Transient vendor errors retry with exponential backoff until the
-retry window closes; a killed worker's order is picked up by the recovery sweep
-once its lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
+A crash anywhere resumes from what was persisted and the vendor, keyed by the
+same idempotency key, never sells twice. Every run ends by giving the lease
+back: the order is finished, or waits for its retry. Transient vendor errors
+retry with exponential backoff until the retry window closes; a killed
+worker's order is picked up by the recovery sweep once its lease has run out.
+The task `order_fulfil_task` runs `order_fulfil` with a batch of
+FULFILMENT_BATCH_SIZE; a direct call delivers only its own order.
 """
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ from django_tasks_db.models import DBTaskResult
 from orders.models import Order, OrderItem, StatusChange, Voucher
 from orders.services.fulfilment import order_fulfil_task
 from tests.factories import stock
+from tests.helpers.fulfilment import (
+    assert_each_voucher_once,
+    assert_nothing_lost_or_doubled,
+    big_order,
+    bulk_stock,
+)
 from tests.helpers.tasks import all_terminal, wait_until
-
-from .test_batches import assert_each_voucher_once, big_order, bulk_stock
-from .test_workers import assert_nothing_lost_or_doubled
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

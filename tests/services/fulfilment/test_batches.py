@@ -10,11 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
 from orders.enums import OrderStatus, SubStatus
-from orders.models import AuditEvent, Order, OrderItem, StatusChange, Voucher, WebhookDelivery
+from orders.models import AuditEvent, Order, StatusChange, Voucher, WebhookDelivery
 from orders.services.actors import Actor
 from orders.services.fulfilment import order_fulfil, order_fulfil_task, orders_deliver_from_stock
 from orders.services.webhooks import webhook_endpoint_create
-from tests.factories import OrderFactory, VoucherFactory, stock
+from tests.factories import stock
+from tests.helpers.fulfilment import assert_each_voucher_once, big_order, bulk_stock
 from tests.helpers.tasks import run_ready_tasks
 
 pytestmark = pytest.mark.django_db
@@ -32,36 +33,6 @@ def _statements(ctx: CaptureQueriesContext, *, audit: bool) -> int:
     audit events add theirs until `audit_records` is one INSERT."""
     sqls = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
     return sum(1 for sql in sqls if ("orders_audit" in sql) == audit)
-
-
-def big_order(buyer, product, units: int, reference: str) -> Order:
-    """A placed order of `units` units, rows written set-based (no money moved)."""
-    order = OrderFactory(
-        client=buyer.client,
-        product=product,
-        quantity=units,
-        reference_code=reference,
-        wallet=buyer.wallet,
-        wallet_currency="USD",
-    )
-    OrderItem.objects.bulk_create(
-        [OrderItem(order=order, position=n) for n in range(1, units + 1)], batch_size=2000
-    )
-    return order
-
-
-def bulk_stock(product, units: int) -> None:
-    vouchers = VoucherFactory.build_batch(units, product=product)
-    Voucher.objects.bulk_create(vouchers, batch_size=2000)
-
-
-def assert_each_voucher_once(order_ids: list[int]) -> None:
-    linked = list(OrderItem.objects.exclude(voucher=None).values_list("voucher_id", flat=True))
-    assert len(linked) == len(set(linked)), "a voucher is on two items"
-    delivered = OrderItem.objects.filter(order_id__in=order_ids, status="DELIVERED")
-    assert delivered.filter(voucher=None).count() == 0
-    taken = Voucher.objects.filter(status__in=["ALLOCATED", "DELIVERED"]).count()
-    assert taken == delivered.count()
 
 
 @pytest.mark.postgres
