@@ -148,10 +148,10 @@ def order_fulfil(*, order_id: int, batch_size: int = 1) -> Order:
     by `orders_deliver_from_stock` in one transaction, with up to
     `batch_size - 1` other ready orders.
     """
-    delivered = orders_deliver_from_stock(order_id=order_id, limit=batch_size)
+    delivered, began = _stock_batch(order_id=order_id, limit=batch_size, begin=True)
     if order_id in delivered:
         return delivered[order_id]
-    order = _begin(order_id)
+    order = began if began is not None else _begin(order_id)
     if order is None:
         return Order.objects.get(pk=order_id)
     if not holds_stock(order.product_kind):
@@ -228,6 +228,13 @@ def _chunks(ids: list[int]) -> list[list[int]]:
 
 
 def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) -> dict[int, Order]:
+    """Deliver ready orders from stock in one transaction (see `_stock_batch`)."""
+    return _stock_batch(order_id=order_id, limit=limit, begin=False)[0]
+
+
+def _stock_batch(
+    *, order_id: int | None, limit: int, begin: bool
+) -> tuple[dict[int, Order], Order | None]:
     """Deliver ready orders from stock, set-based, in ONE short transaction.
 
     Claims up to `limit` ready orders (`order_id` first when it is ready) with
@@ -238,8 +245,11 @@ def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) ->
     PENDING/PROCESSING -> DELIVERED/INVENTORY_FULFILLED), the allocation audit
     events and the webhook events in bulk. An order the stock cannot cover
     entirely is left as it is, for its own run (inventory, then the vendor).
-    Returns the delivered orders by id. Statements do not grow with the
-    number of orders or units (apart from webhook payloads of subscribed clients).
+    Returns the delivered orders by id and, with `begin`, order `order_id`
+    when it was claimed but not delivered: its run began (lease, PENDING/PROCESSING) in
+    the same transaction (recovery points S and B in one commit). Statements
+    do not grow with the number of orders or units (apart from webhook
+    payloads of subscribed clients).
     """
     with transaction.atomic():
         now = timezone.now()
@@ -247,10 +257,11 @@ def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) ->
         claimed = list(
             _ready_for_stock(now=now)
             .select_for_update(no_key=True, skip_locked=True, of=("self",))
+            .select_related("product__vendor", "credential")
             .order_by(first, "placed_at", "id")[: max(limit, 1)]
         )
         if not claimed:
-            return {}
+            return {}, None
         items: dict[int, list[int]] = {order.pk: [] for order in claimed}
         fresh = OrderItem.objects.filter(
             order_id__in=list(items), status=ItemStatus.PENDING, voucher__isnull=True, vendor_ref=""
@@ -279,8 +290,10 @@ def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) ->
                 served.append(order)
                 allocated[order.pk] = mine
                 pairs += zip(items[order.pk], mine, strict=True)
+        own = next((o for o in claimed if o.pk == order_id and o not in served), None)
+        began = _begin_held(own) if begin and own is not None else None
         if not served:
-            return {}
+            return {}, began
         for chunk in _chunks([voucher_id for _, voucher_id in pairs]):
             Voucher.objects.filter(pk__in=chunk).update(
                 status=InventoryStatus.DELIVERED,
@@ -317,7 +330,7 @@ def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) ->
         webhook_events_emit(orders=served, event=WebhookEvent.ORDER_DELIVERED)
         if settings.FULFILMENT_BATCH_HOLD_SECONDS > 0:  # diagnostics and crash tests only
             time.sleep(settings.FULFILMENT_BATCH_HOLD_SECONDS)
-    return {order.pk: order for order in served}
+    return {order.pk: order for order in served}, began
 
 
 # --- One order, step by step ---------------------------------------------------
@@ -325,7 +338,11 @@ def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) ->
 
 @transaction.atomic
 def _begin(order_id: int) -> Order | None:
-    order = _locked(order_id)
+    return _begin_held(_locked(order_id))
+
+
+def _begin_held(order: Order) -> Order | None:
+    """Take the lease of an order locked by the caller; None when this run must stop."""
     now = timezone.now()
     if is_terminal(order.status) or is_leased(leased_until=order.leased_until, at=now):
         return None  # finished, or another run holds the lease
