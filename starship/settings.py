@@ -306,6 +306,14 @@ VENDOR_SIM_REJECT_RATE = env_decimal("VENDOR_SIM_REJECT_RATE", default=Decimal("
 # A fulfilment run or task older than this is presumed dead (worker killed)
 # and is resumed by the recovery sweep. Keep it above the slowest vendor call.
 TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", default=300)
+# Inventory fulfilment claims up to this many ready orders (PLACED, in stock)
+# per run and delivers them in one short transaction.
+FULFILMENT_BATCH_SIZE = env_int("FULFILMENT_BATCH_SIZE", default=50)
+# Diagnostics and crash tests only: seconds a stock batch waits before it
+# commits, so a kill can land inside it. 0 (the default) never waits.
+FULFILMENT_BATCH_HOLD_SECONDS = float(
+    env_decimal("FULFILMENT_BATCH_HOLD_SECONDS", default=Decimal("0"))
+)
 # How often `run_worker` runs the recovery, expiry and webhook sweeps.
 WORKER_SWEEP_SECONDS = env_int("WORKER_SWEEP_SECONDS", default=30)
 # Webhooks: first retry after WEBHOOK_RETRY_BASE_SECONDS, doubling (capped at

@@ -1,37 +1,58 @@
 """Fulfilment: inventory first, then the vendor; retries, cancellation, admin retry.
 
-A run of `order_fulfil` is a sequence of short transactions, each locking the
-order row and re-checking its state, with every vendor call in between and
-OUTSIDE any transaction (a slow vendor never holds a lock):
+Placed orders in stock are delivered set-based; everything else runs as a
+sequence of short transactions, each locking the order row with one SELECT
+and re-checking its state, with every vendor call in between and OUTSIDE any
+transaction (a slow vendor never holds a lock). Each commit is a recovery
+point: a run killed after it resumes from there, one killed before it left
+nothing of that step behind.
 
-1. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
+S. stock batch (`orders_deliver_from_stock`): ONE transaction claims ready
+   orders (PLACED, sold from stock, live, no lease; FOR NO KEY UPDATE SKIP
+   LOCKED, up to FULFILMENT_BATCH_SIZE from the task), allocates AVAILABLE,
+   unexpired vouchers (earliest expiry first, SKIP LOCKED) with one SELECT
+   per product and denomination, marks vouchers and items DELIVERED with one
+   UPDATE each, writes timeline, audit and webhook events in bulk and commits.
+   An order the stock cannot cover entirely is left for its own run. A
+   voucher is on at most one item (OrderItem.voucher is one-to-one).
+B. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
    a second run while the lease holds (a duplicated task) does nothing, and so
    does a run before the scheduled retry is due (`next_attempt_at`).
-2. inventory: allocate AVAILABLE, unexpired vouchers (earliest expiry first,
-   SKIP LOCKED), one per missing unit; a voucher is on at most one item
-   (OrderItem.voucher is one-to-one).
-3. vendor: the units still missing are marked with the order's idempotency key
-   before the vendor is called, the vendor order reference is stored as soon
-   as the vendor answers, and fetched vouchers are stored encrypted, idempotent
-   on their fingerprint. A crash anywhere resumes from what was persisted and
-   the vendor, keyed by the same idempotency key, never sells twice.
-4. finish: DELIVERED, PARTIALLY_DELIVERED or FAILED, the webhook event, and
-   the refund of the undelivered value (see refunds).
+I. inventory: what stock has for the missing units, set-based; finishes the
+   order when that was all of them.
+E. engage the vendor: the units still missing are marked with the order's
+   idempotency key before the vendor is called.
+C. vendor order created: its reference is stored as soon as the vendor
+   answers; units it refused fail.
+F. vouchers stored: fetched vouchers are stored encrypted, idempotent on
+   their fingerprint, and the order finishes: DELIVERED, PARTIALLY_DELIVERED
+   or FAILED, the webhook event, and the refund of the undelivered value
+   (see refunds).
+R. retry later (transient error; finishes the order once the retry window
+   has closed). X. vendor rejected: the order finishes.
+Top-ups commit after each operator answer, then finish.
 
-Every run ends by giving the lease back: the order is finished, or waits for
-its retry. Transient vendor errors retry with exponential backoff until the
-retry window closes; a killed worker's order is picked up by the recovery sweep
-once its lease has run out. The task `order_fulfil_task` runs `order_fulfil`.
+A crash anywhere resumes from what was persisted and the vendor, keyed by the
+same idempotency key, never sells twice. Every run ends by giving the lease
+back: the order is finished, or waits for its retry. Transient vendor errors
+retry with exponential backoff until the retry window closes; a killed
+worker's order is picked up by the recovery sweep once its lease has run out.
+The task `order_fulfil_task` runs `order_fulfil` with a batch of
+FULFILMENT_BATCH_SIZE; a direct call delivers only its own order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.tasks import task
 from django.utils import timezone
 
@@ -39,29 +60,35 @@ from orders.enums import (
     InventoryStatus,
     ItemStatus,
     OrderStatus,
+    ProductKind,
     RechargeStatus,
     SubStatus,
     VoucherSource,
     WebhookEvent,
 )
 from orders.errors import OrderNotCancellable, OrderNotRetryable, ValidationFailed
-from orders.models import Order, OrderItem, Voucher
+from orders.models import ApiCredential, Order, OrderItem, Voucher
 from orders.rules import (
     holds_stock,
     is_leased,
     is_open,
     is_retryable,
     is_terminal,
+    lease_held_q,
     progressed_items_q,
 )
 from orders.selectors.inventory import allocatable_vouchers
 from orders.services.actors import Actor
-from orders.services.audit import audit_record
+from orders.services.audit import AuditEntry, audit_record, audit_records
 from orders.services.backoff import backoff_seconds
 from orders.services.inventory import voucher_fingerprint
 from orders.services.refunds import refund_schedule
-from orders.services.transitions import order_transition
-from orders.services.webhooks import webhook_event_emit
+from orders.services.transitions import (
+    order_transition,
+    order_transition_held,
+    orders_transition_held,
+)
+from orders.services.webhooks import webhook_event_emit, webhook_events_emit
 from orders.tasks import enqueue_on_commit
 from orders.vendors import get_adapter, get_operator, sandbox_scenario
 from orders.vendors.base import (
@@ -89,12 +116,17 @@ def retry_delay_seconds(*, attempts: int) -> int:
 
 
 def _locked(order_id: int) -> Order:
-    return Order.objects.select_for_update(no_key=True).get(pk=order_id)
+    """One step's one read of the order: its row locked, product, vendor and credential joined."""
+    return (
+        Order.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("product__vendor", "credential")
+        .get(pk=order_id)
+    )
 
 
 def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = "") -> Order:
-    return order_transition(
-        order_id=order.pk, status=status, sub_status=sub_status, actor=SYSTEM, note=note
+    return order_transition_held(
+        order=order, status=status, sub_status=sub_status, actor=SYSTEM, note=note
     )
 
 
@@ -103,29 +135,214 @@ def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = 
 
 @task
 def order_fulfil_task(order_id: int) -> None:
-    """Fulfil a placed order (inventory first, then the vendor)."""
-    order_fulfil(order_id=order_id)
+    """Fulfil a placed order (inventory first, then the vendor); ready orders from
+    stock are delivered in batches of FULFILMENT_BATCH_SIZE with it."""
+    order_fulfil(order_id=order_id, batch_size=settings.FULFILMENT_BATCH_SIZE)
 
 
-def order_fulfil(*, order_id: int) -> Order:
+def order_fulfil(*, order_id: int, batch_size: int = 1) -> Order:
     """Deliver every unit once (inventory, then vendor); safe to run twice or concurrently.
 
     Not one transaction on purpose: vendor calls happen between short locked
-    steps, never inside a transaction.
+    steps, never inside a transaction. A placed order in stock is delivered
+    by `orders_deliver_from_stock` in one transaction, with up to
+    `batch_size - 1` other ready orders.
     """
-    order = _begin(order_id)
+    delivered, began = _stock_batch(order_id=order_id, limit=batch_size, begin=True)
+    if order_id in delivered:
+        return delivered[order_id]
+    order = began if began is not None else _begin(order_id)
     if order is None:
         return Order.objects.get(pk=order_id)
     if not holds_stock(order.product_kind):
         return _fulfil_topup(order)
     if sandbox_scenario(order) is None:
-        _allocate_inventory(order_id)
+        finished = _allocate_inventory(order_id)
+        if finished is not None:
+            return finished
     return _fulfil_from_vendor(order_id)
+
+
+# --- Inventory: ready orders in one transaction --------------------------------
+
+# Product kinds sold from voucher stock (the rule is `holds_stock`).
+STOCKED_KINDS = [kind for kind in ProductKind.values if holds_stock(kind)]
+
+
+def _ready_for_stock(*, now: datetime) -> QuerySet[Order]:
+    """Orders a stock batch may take: PLACED (no run has touched them), sold from
+    stock, live (test-mode orders take the simulated path), with no lease."""
+    return Order.objects.filter(
+        ~lease_held_q(at=now),
+        Q(credential__isnull=True) | Q(credential__mode=ApiCredential.Mode.LIVE),
+        status=OrderStatus.PLACED,
+        product_kind__in=STOCKED_KINDS,
+    )
+
+
+def _link_items(pairs: list[tuple[int, int]], now: datetime) -> None:
+    """Put voucher v on item i for every (i, v), DELIVERED, in one statement.
+
+    The one raw statement of fulfilment: PostgreSQL joins the pairs as two
+    arrays (no per-unit round trip, a constant number of parameters); other
+    databases get a bulk UPDATE in chunks.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(OrderItem._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS i SET voucher_id = v.voucher_id, status = %s, "  # noqa: S608
+                "delivered_at = %s, updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(item_id, voucher_id) "
+                "WHERE i.id = v.item_id AND i.voucher_id IS NULL",
+                [
+                    ItemStatus.DELIVERED,
+                    now,
+                    now,
+                    [item_id for item_id, _ in pairs],
+                    [voucher_id for _, voucher_id in pairs],
+                ],
+            )
+            linked = cursor.rowcount
+    else:
+        items = [
+            OrderItem(
+                pk=item_id,
+                voucher_id=voucher_id,
+                status=ItemStatus.DELIVERED,
+                delivered_at=now,
+                updated_at=now,
+            )
+            for item_id, voucher_id in pairs
+        ]
+        linked = OrderItem.objects.bulk_update(
+            items, ["voucher", "status", "delivered_at", "updated_at"], batch_size=300
+        )
+    if linked != len(pairs):  # the items are read under their order's lock: never happens
+        raise RuntimeError(f"linked {linked} of {len(pairs)} items; the batch is rolled back")
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    size = len(ids) if connection.vendor == "postgresql" else 500
+    return [ids[at : at + size] for at in range(0, len(ids), max(size, 1))]
+
+
+def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) -> dict[int, Order]:
+    """Deliver ready orders from stock in one transaction (see `_stock_batch`)."""
+    return _stock_batch(order_id=order_id, limit=limit, begin=False)[0]
+
+
+def _stock_batch(
+    *, order_id: int | None, limit: int, begin: bool
+) -> tuple[dict[int, Order], Order | None]:
+    """Deliver ready orders from stock, set-based, in ONE short transaction.
+
+    Claims up to `limit` ready orders (`order_id` first when it is ready) with
+    FOR NO KEY UPDATE SKIP LOCKED, so concurrent workers take disjoint
+    batches; allocates their vouchers with one SELECT ... FOR NO KEY UPDATE
+    SKIP LOCKED per product and denomination and one UPDATE of all of them;
+    links items and vouchers with one UPDATE; writes the timeline (PLACED ->
+    PENDING/PROCESSING -> DELIVERED/INVENTORY_FULFILLED), the allocation audit
+    events and the webhook events in bulk. An order the stock cannot cover
+    entirely is left as it is, for its own run (inventory, then the vendor).
+    Returns the delivered orders by id and, with `begin`, order `order_id`
+    when it was claimed but not delivered: its run began (lease, PENDING/PROCESSING) in
+    the same transaction (recovery points S and B in one commit). Statements
+    do not grow with the number of orders or units (apart from webhook
+    payloads of subscribed clients).
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        first = Case(When(pk=order_id, then=Value(0)), default=Value(1))
+        claimed = list(
+            _ready_for_stock(now=now)
+            .select_for_update(no_key=True, skip_locked=True, of=("self",))
+            .select_related("product__vendor", "credential")
+            .order_by(first, "placed_at", "id")[: max(limit, 1)]
+        )
+        if not claimed:
+            return {}, None
+        items: dict[int, list[int]] = {order.pk: [] for order in claimed}
+        fresh = OrderItem.objects.filter(
+            order_id__in=list(items), status=ItemStatus.PENDING, voucher__isnull=True, vendor_ref=""
+        ).order_by("order_id", "position")
+        for item_id, owner_id in fresh.values_list("pk", "order_id"):
+            items[owner_id].append(item_id)
+        groups: dict[tuple[int, Decimal], list[Order]] = {}
+        for order in claimed:
+            if len(items[order.pk]) == order.quantity:  # untouched since it was placed
+                groups.setdefault((order.product_id, order.denomination), []).append(order)
+        served: list[Order] = []
+        pairs: list[tuple[int, int]] = []
+        allocated: dict[int, list[int]] = {}
+        for (product_id, denomination), group in groups.items():
+            picked = list(
+                allocatable_vouchers(product_id=product_id, denomination=denomination)
+                .select_for_update(no_key=True, skip_locked=True)
+                .values_list("pk", flat=True)[: sum(order.quantity for order in group)]
+            )
+            at = 0
+            for order in group:
+                if len(picked) - at < order.quantity:
+                    continue  # short of stock: its own run takes what is left, then the vendor
+                mine = picked[at : at + order.quantity]
+                at += order.quantity
+                served.append(order)
+                allocated[order.pk] = mine
+                pairs += zip(items[order.pk], mine, strict=True)
+        own = next((o for o in claimed if o.pk == order_id and o not in served), None)
+        began = _begin_held(own) if begin and own is not None else None
+        if not served:
+            return {}, began
+        for chunk in _chunks([voucher_id for _, voucher_id in pairs]):
+            Voucher.objects.filter(pk__in=chunk).update(
+                status=InventoryStatus.DELIVERED,
+                allocated_at=Coalesce("allocated_at", Value(now)),
+                delivered_at=now,
+                updated_at=now,
+            )
+        _link_items(pairs, now)
+        orders_transition_held(
+            orders=served,
+            steps=[
+                (OrderStatus.PENDING, SubStatus.PROCESSING, lambda _order: "Fulfilment started"),
+                (
+                    OrderStatus.DELIVERED,
+                    SubStatus.INVENTORY_FULFILLED,
+                    lambda order: f"All {order.quantity} unit(s) delivered",
+                ),
+            ],
+            actor=SYSTEM,
+            leased_until=None,
+            next_attempt_at=None,
+        )
+        audit_records(
+            [
+                AuditEntry(
+                    action="order.allocate",
+                    actor=SYSTEM,
+                    order_id=order.pk,
+                    data={"voucher_ids": allocated[order.pk], "source": "inventory"},
+                )
+                for order in served
+            ]
+        )
+        webhook_events_emit(orders=served, event=WebhookEvent.ORDER_DELIVERED)
+        if settings.FULFILMENT_BATCH_HOLD_SECONDS > 0:  # diagnostics and crash tests only
+            time.sleep(settings.FULFILMENT_BATCH_HOLD_SECONDS)
+    return {order.pk: order for order in served}, began
+
+
+# --- One order, step by step ---------------------------------------------------
 
 
 @transaction.atomic
 def _begin(order_id: int) -> Order | None:
-    order = _locked(order_id)
+    return _begin_held(_locked(order_id))
+
+
+def _begin_held(order: Order) -> Order | None:
+    """Take the lease of an order locked by the caller; None when this run must stop."""
     now = timezone.now()
     if is_terminal(order.status) or is_leased(leased_until=order.leased_until, at=now):
         return None  # finished, or another run holds the lease
@@ -153,33 +370,66 @@ def _pending_items(order: Order) -> list[OrderItem]:
     return list(order.items.filter(status=ItemStatus.PENDING).order_by("position"))
 
 
+def _fail_items(items: QuerySet[OrderItem], reason: str) -> int:
+    """Mark `items` FAILED (their recharge too, if one was under way), in one UPDATE."""
+    return items.update(
+        status=ItemStatus.FAILED,
+        failure_reason=reason[:500],
+        recharge_status=Case(
+            When(
+                recharge_status__in=[RechargeStatus.PENDING, RechargeStatus.DELIVERED],
+                then=Value(RechargeStatus.FAILED),
+            ),
+            default=F("recharge_status"),
+        ),
+        updated_at=timezone.now(),
+    )
+
+
+def _deliver_from_stock(pairs: list[tuple[int, int]], now: datetime) -> None:
+    """Vouchers (locked by the caller) DELIVERED on their items: two statements."""
+    for chunk in _chunks([voucher_id for _, voucher_id in pairs]):
+        Voucher.objects.filter(pk__in=chunk).update(
+            status=InventoryStatus.DELIVERED,
+            allocated_at=Coalesce("allocated_at", Value(now)),
+            delivered_at=now,
+            updated_at=now,
+        )
+    _link_items(pairs, now)
+
+
 @transaction.atomic
-def _allocate_inventory(order_id: int) -> None:
+def _allocate_inventory(order_id: int) -> Order | None:
+    """What stock has for an order already under way; the order when that finished it."""
     order = _locked(order_id)
     if order.status != OrderStatus.PENDING:
-        return
+        return order
     if order.vendor_order_ref or order.items.exclude(vendor_ref="").exists():
-        return  # the vendor already has the missing units; inventory must not double them
-    missing = [item for item in _pending_items(order) if item.voucher_id is None]
-    if not missing:
-        return
-    vouchers = list(
-        allocatable_vouchers(
-            product_id=order.product_id, denomination=order.denomination
-        ).select_for_update(skip_locked=True, no_key=True)[: len(missing)]
+        return None  # the vendor already has the missing units; inventory must not double them
+    missing = list(
+        order.items.filter(status=ItemStatus.PENDING, voucher__isnull=True)
+        .order_by("position")
+        .values_list("pk", flat=True)
     )
-    now = timezone.now()
-    for item, voucher in zip(missing, vouchers, strict=False):
-        _deliver(item, voucher, now)
-    if vouchers:
-        audit_record(
-            action="order.allocate",
-            actor=SYSTEM,
-            order_id=order.pk,
-            data={"voucher_ids": [v.pk for v in vouchers], "source": "inventory"},
-        )
-    if len(vouchers) == len(missing):
-        _finish(order, cause=None)
+    if not missing:
+        return None
+    picked = list(
+        allocatable_vouchers(product_id=order.product_id, denomination=order.denomination)
+        .select_for_update(skip_locked=True, no_key=True)
+        .values_list("pk", flat=True)[: len(missing)]
+    )
+    if not picked:
+        return None
+    _deliver_from_stock(list(zip(missing, picked, strict=False)), timezone.now())
+    audit_record(
+        action="order.allocate",
+        actor=SYSTEM,
+        order_id=order.pk,
+        data={"voucher_ids": picked, "source": "inventory"},
+    )
+    if len(picked) == len(missing):
+        return _finish(order, cause=None)
+    return None
 
 
 def _deliver(item: OrderItem, voucher: Voucher, now: datetime) -> None:
@@ -194,11 +444,11 @@ def _deliver(item: OrderItem, voucher: Voucher, now: datetime) -> None:
 
 
 def _fulfil_from_vendor(order_id: int) -> Order:
-    order = _engage_vendor(order_id)
-    if order is None:
-        return Order.objects.get(pk=order_id)
+    order, asked = _engage_vendor(order_id)
+    if asked is None:
+        return order
     key = idempotency_key(order=order)
-    product = order.product
+    product = order.product  # joined by the step's lock: no second read
     try:
         adapter = get_adapter(product.vendor, order=order)
         if not order.vendor_order_ref:
@@ -209,11 +459,11 @@ def _fulfil_from_vendor(order_id: int) -> Order:
                 idempotency_key=key,
                 product=product,
                 denomination=order.denomination,
-                quantity=order.items.exclude(vendor_ref="").count(),
+                quantity=asked,
             )
-            order = _vendor_order_created(order_id, vendor_order)
-            if order is None:
-                return Order.objects.get(pk=order_id)
+            order, go_on = _vendor_order_created(order_id, vendor_order)
+            if not go_on:
+                return order
         vouchers = adapter.fetch(vendor_order_ref=order.vendor_order_ref, product=product)
     except VendorRejected as exc:
         return _vendor_rejected(order_id, str(exc))
@@ -226,58 +476,61 @@ def _fulfil_from_vendor(order_id: int) -> Order:
 
 
 @transaction.atomic
-def _engage_vendor(order_id: int) -> Order | None:
+def _engage_vendor(order_id: int) -> tuple[Order, int | None]:
+    """The order and how many units the vendor is asked for (None: nothing to ask)."""
     order = _locked(order_id)
     if order.status != OrderStatus.PENDING:
-        return None
+        return order, None
     key = idempotency_key(order=order)
     # Persist which units the vendor is asked for BEFORE asking: a retry asks
     # for the same units with the same key instead of buying more.
     order.items.filter(status=ItemStatus.PENDING, voucher__isnull=True, vendor_ref="").update(
         vendor_ref=key, updated_at=timezone.now()
     )
-    if not order.items.filter(status=ItemStatus.PENDING).exists():
-        _finish(order, cause=None)
-        return None
+    counts = order.items.aggregate(
+        pending=Count("pk", filter=Q(status=ItemStatus.PENDING)),
+        asked=Count("pk", filter=~Q(vendor_ref="")),
+    )
+    if not counts["pending"]:
+        return _finish(order, cause=None), None
     if order.vendor_order_ref:
-        return _move(order, OrderStatus.PENDING, SubStatus.VENDOR_ORDER_CREATED, "Resuming")
-    return _move(
+        return _move(
+            order, OrderStatus.PENDING, SubStatus.VENDOR_ORDER_CREATED, "Resuming"
+        ), counts["asked"]
+    order = _move(
         order,
         OrderStatus.PENDING,
         SubStatus.VENDOR_ORDER_PENDING,
-        f"{order.items.exclude(vendor_ref='').count()} unit(s) ordered from the vendor",
+        f"{counts['asked']} unit(s) ordered from the vendor",
     )
+    return order, counts["asked"]
 
 
 @transaction.atomic
-def _vendor_order_created(order_id: int, vendor_order: VendorOrder) -> Order | None:
+def _vendor_order_created(order_id: int, vendor_order: VendorOrder) -> tuple[Order, bool]:
     order = _locked(order_id)
     if order.status != OrderStatus.PENDING:
         logger.warning("Vendor order %s arrived for closed order %s", vendor_order.ref, order_id)
-        return None
+        return order, False
     if not order.vendor_order_ref:
         order.vendor_order_ref = vendor_order.ref
         order.save(update_fields=["vendor_order_ref", "updated_at"])
-    asked = list(order.items.exclude(vendor_ref="").order_by("position"))
-    for item in asked[vendor_order.accepted :]:
-        if item.status == ItemStatus.PENDING:
-            _fail_item(item, vendor_order.rejected_reason or "rejected by the vendor")
-    return _move(
+    asked = list(
+        order.items.exclude(vendor_ref="").order_by("position").values_list("pk", flat=True)
+    )
+    refused = asked[vendor_order.accepted :]
+    if refused:
+        _fail_items(
+            OrderItem.objects.filter(pk__in=refused, status=ItemStatus.PENDING),
+            vendor_order.rejected_reason or "rejected by the vendor",
+        )
+    order = _move(
         order,
         OrderStatus.PENDING,
         SubStatus.VENDOR_ORDER_CREATED,
         f"Vendor order {vendor_order.ref}: {vendor_order.accepted} unit(s) accepted",
     )
-
-
-def _fail_item(item: OrderItem, reason: str) -> None:
-    item.status = ItemStatus.FAILED
-    item.failure_reason = reason[:500]
-    fields = ["status", "failure_reason", "updated_at"]
-    if item.recharge_status in (RechargeStatus.PENDING, RechargeStatus.DELIVERED):
-        item.recharge_status = RechargeStatus.FAILED
-        fields.append("recharge_status")
-    item.save(update_fields=fields)
+    return order, True
 
 
 @transaction.atomic
@@ -327,8 +580,11 @@ def _store_vendor_vouchers(order_id: int, vouchers: list[VendorVoucher]) -> Orde
             voucher.save()
         _deliver(waiting.pop(0), voucher, now)
         stored.append(voucher.pk)
-    for item in waiting:
-        _fail_item(item, "the vendor delivered fewer vouchers than it accepted")
+    if waiting:
+        _fail_items(
+            OrderItem.objects.filter(pk__in=[item.pk for item in waiting]),
+            "the vendor delivered fewer vouchers than it accepted",
+        )
     if stored:
         audit_record(
             action="order.allocate",
@@ -349,8 +605,7 @@ def _vendor_rejected(order_id: int, reason: str) -> Order:
     order = _locked(order_id)
     if order.status != OrderStatus.PENDING:
         return order
-    for item in _pending_items(order):
-        _fail_item(item, reason)
+    _fail_items(order.items.filter(status=ItemStatus.PENDING), reason)
     order.failure_reason = reason[:500]
     order.save(update_fields=["failure_reason", "updated_at"])
     return _finish(order, cause=SubStatus.VENDOR_ORDER_FAILED)
@@ -368,8 +623,7 @@ def _retry_later(order_id: int, reason: str) -> Order:
     due = now + timedelta(seconds=delay)
     if order.retry_deadline is not None and due > order.retry_deadline:
         order.save(update_fields=["attempts", "failure_reason", "updated_at"])
-        for item in _pending_items(order):
-            _fail_item(item, f"retry window closed: {reason}")
+        _fail_items(order.items.filter(status=ItemStatus.PENDING), f"retry window closed: {reason}")
         return _finish(order, cause=SubStatus.REPROCESS_EXPIRED)
     order.next_attempt_at = due
     order.leased_until = None
@@ -394,13 +648,16 @@ def _retry_later(order_id: int, reason: str) -> Order:
 
 def _finish(order: Order, *, cause: SubStatus | None) -> Order:
     """Close an order from its items' states (caller holds the row lock)."""
-    for item in _pending_items(order):
-        _fail_item(item, "not delivered")
-    delivered = order.items.filter(status=ItemStatus.DELIVERED).count()
+    _fail_items(order.items.filter(status=ItemStatus.PENDING), "not delivered")
+    counts = order.items.aggregate(
+        delivered=Count("pk", filter=Q(status=ItemStatus.DELIVERED)),
+        from_vendor=Count("pk", filter=~Q(vendor_ref="")),
+    )
+    delivered = counts["delivered"]
     if delivered == order.quantity:
         if not holds_stock(order.product_kind):
             sub = SubStatus.COMPLETED
-        elif order.items.exclude(vendor_ref="").exists():
+        elif counts["from_vendor"]:
             sub = SubStatus.VENDOR_VOUCHER_FETCHED
         else:
             sub = SubStatus.INVENTORY_FULFILLED
@@ -418,7 +675,8 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         )
         status, event = OrderStatus.FAILED, WebhookEvent.ORDER_FAILED
         note = f"Nothing delivered: {order.failure_reason or 'no unit could be supplied'}"
-    Order.objects.filter(pk=order.pk).update(next_attempt_at=None, leased_until=None)
+    order.next_attempt_at = order.leased_until = None
+    order.save(update_fields=["next_attempt_at", "leased_until", "updated_at"])
     order = _move(order, status, sub, note)
     webhook_event_emit(order=order, event=event)
     if status != OrderStatus.DELIVERED:

@@ -16,9 +16,10 @@ Queued rows name their task by dotted path. Tasks that moved keep working:
 (docs/decisions/0003-task-paths.md).
 
 Re-running is always safe: every fulfilment step locks the order row and
-re-checks its state (see fulfilment). `maintenance_sweep` runs both, the
-voucher expiry and the lost-webhook and lost-e-mail sweeps; `run_worker`
-calls it periodically.
+re-checks its state (see fulfilment); a stock batch killed before its commit
+left its orders PLACED and untouched, and they count as stale PLACED orders.
+`maintenance_sweep` runs both, the voucher expiry and the lost-webhook and
+lost-e-mail sweeps; `run_worker` calls it periodically.
 """
 
 from __future__ import annotations

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.enums import OrderStatus as S
@@ -87,14 +93,20 @@ def order_transition(
     order is already in changes nothing (so a repeated step is harmless).
     """
     order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
+    return order_transition_held(
+        order=order, status=status, sub_status=sub_status, actor=actor, note=note
+    )
+
+
+def _step(order: Order, target: State, actor: Actor, note: str, now: datetime) -> StatusChange:
+    """Check one move and apply it to `order` in memory; the StatusChange to write."""
     current: State = (S(order.status), U(order.sub_status))
-    target: State = (S(status), U(sub_status))
-    if current == target:
-        return order
     if not is_allowed(current, target):
         raise IllegalTransition(order_id=order.pk, current=current, target=target)
-    now = timezone.now()
-    StatusChange.objects.create(
+    order.status, order.sub_status = target
+    if target[0] == S.DELIVERED and order.delivered_at is None:
+        order.delivered_at = now
+    return StatusChange(
         order=order,
         from_status=current[0],
         from_sub_status=current[1],
@@ -105,10 +117,62 @@ def order_transition(
         note=note[:500],
         created_at=now,
     )
-    order.status, order.sub_status = target
+
+
+def order_transition_held(
+    *, order: Order, status: S, sub_status: U, actor: Actor, note: str = ""
+) -> Order:
+    """`order_transition` for an order row the caller has locked in its transaction
+    (no second read of the row); same table, same StatusChange."""
+    target: State = (S(status), U(sub_status))
+    if (S(order.status), U(order.sub_status)) == target:
+        return order
+    had_delivered_at = order.delivered_at is not None
+    change = _step(order, target, actor, note, timezone.now())
+    change.save(force_insert=True)
     fields = ["status", "sub_status", "updated_at"]
-    if target[0] == S.DELIVERED and order.delivered_at is None:
-        order.delivered_at = now
+    if not had_delivered_at and order.delivered_at is not None:
         fields.append("delivered_at")
     order.save(update_fields=fields)
     return order
+
+
+def orders_transition_held(
+    *,
+    orders: Sequence[Order],
+    steps: Sequence[tuple[S, U, Callable[[Order], str]]],
+    actor: Actor,
+    **fields: Any,
+) -> None:
+    """Move many locked orders through the same `steps` with one INSERT of their
+    StatusChanges and one UPDATE of the rows (set-based fulfilment).
+
+    Each order must start in the same state; every move is checked against the
+    table. `fields` are further columns set to the same value on every row.
+    """
+    if not orders:
+        return
+    now = timezone.now()
+    start = {(order.status, order.sub_status) for order in orders}
+    if len(start) != 1:
+        raise ValueError("orders_transition_held moves orders that start in one state")
+    changes = [
+        _step(order, (S(status), U(sub)), actor, note(order), now)
+        for order in orders
+        for status, sub, note in steps
+    ]
+    StatusChange.objects.bulk_create(changes)
+    final = orders[0]
+    values: dict[str, Any] = {
+        "status": final.status,
+        "sub_status": final.sub_status,
+        "updated_at": now,
+        **fields,
+    }
+    if final.status == S.DELIVERED:
+        values["delivered_at"] = Coalesce("delivered_at", Value(now))
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(**values)
+    for order in orders:
+        order.updated_at = now
+        for name, value in fields.items():
+            setattr(order, name, value)

@@ -132,6 +132,49 @@ def webhook_event_emit(*, order: Order, event: WebhookEvent) -> list[WebhookDeli
     return created
 
 
+def webhook_events_emit(*, orders: list[Order], event: WebhookEvent) -> list[WebhookDelivery]:
+    """`webhook_event_emit` for many orders that have just reached the same state:
+    one read of the endpoints and one INSERT of the events.
+
+    Only for orders none of whose subscribed endpoints has this event yet
+    (orders that move into the state now, under their row lock): a duplicate
+    breaks the unique constraint and rolls the caller's transaction back.
+    """
+    if not orders:
+        return []
+    endpoints = WebhookEndpoint.objects.filter(
+        client_id__in={order.client_id for order in orders}, is_active=True
+    )
+    by_client: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in endpoints:
+        if str(event) in (endpoint.events or []):
+            by_client.setdefault(endpoint.client_id, []).append(endpoint)
+    if not by_client:
+        return []
+    now = timezone.now()
+    rows = []
+    for order in orders:
+        wanted = by_client.get(order.client_id, [])
+        if not wanted:
+            continue
+        payload = order_summary(order=order)
+        rows += [
+            WebhookDelivery(
+                endpoint=endpoint,
+                order=order,
+                event=str(event),
+                payload=payload,
+                next_attempt_at=now,
+                give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+            )
+            for endpoint in wanted
+        ]
+    created = WebhookDelivery.objects.bulk_create(rows)
+    for delivery in created:
+        enqueue_on_commit(webhook_deliver_task, delivery.pk)
+    return created
+
+
 def _body(delivery: WebhookDelivery) -> str:
     envelope = {
         "id": f"whd_{delivery.pk}",

@@ -4,46 +4,19 @@ mid-task loses nothing and doubles nothing once a worker runs again."""
 
 from __future__ import annotations
 
-from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django_tasks_db.models import DBTaskResult
 
-from orders.models import Order, OrderItem, StatusChange, Voucher, Wallet, WalletEntry
+from orders.models import Order, StatusChange
 from orders.services.fulfilment import order_fulfil_task
-from orders.services.refunds import refund_due
-from orders.services.wallets import ledger_mismatches
 from tests.factories import stock
+from tests.helpers.fulfilment import assert_nothing_lost_or_doubled
 from tests.helpers.tasks import all_terminal, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def assert_nothing_lost_or_doubled(buyer, order_ids):
-    call_command("check_ledger")  # raises CommandError if a balance != its entries
-    assert ledger_mismatches() == []
-    linked = list(OrderItem.objects.exclude(voucher=None).values_list("voucher_id", flat=True))
-    assert len(linked) == len(set(linked)), "a voucher is on two items"
-    delivered = OrderItem.objects.filter(order_id__in=order_ids, status="DELIVERED")
-    assert delivered.filter(voucher=None).count() == 0, "a delivered unit has no voucher"
-    assert not OrderItem.objects.filter(order_id__in=order_ids, status="PENDING").exists()
-    assert Voucher.objects.filter(source="VENDOR", order_item=None).count() == 0
-    assert Voucher.objects.filter(status="DELIVERED").count() == delivered.count()
-    debits = Counter(
-        WalletEntry.objects.filter(kind="ORDER_DEBIT").values_list("order_id", flat=True)
-    )
-    assert all(debits[pk] == 1 for pk in order_ids), "an order was not debited exactly once"
-    refunds = Counter(WalletEntry.objects.filter(kind="REFUND").values_list("order_id", flat=True))
-    assert max(refunds.values(), default=0) <= 1, "an order was refunded twice"
-    for order in Order.objects.filter(pk__in=order_ids):
-        assert order.refund_amount == refund_due(order=order), order.reference_code
-        assert refunds[order.pk] == (1 if order.refund_amount > 0 else 0), order.reference_code
-    charged = Order.objects.filter(pk__in=order_ids).aggregate(s=Sum("wallet_amount"))["s"]
-    refunded = Order.objects.filter(pk__in=order_ids).aggregate(s=Sum("refund_amount"))["s"]
-    assert Wallet.objects.get(pk=buyer.wallet.pk).balance == Decimal("5000.00") - charged + refunded
 
 
 def test_two_workers_at_once_never_process_one_order_twice(workers, buyer, product):
