@@ -436,33 +436,3 @@ def audit_checkpoint_problems(*, checkpoints: dict[int, Checkpoint]) -> Iterator
                 f"chain head at seq {head.seq if head else 0} is behind the checkpoint: "
                 "trail wiped or rolled back",
             )
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One event for `audit_records`: the keywords of `audit_record`."""
-
-    action: str
-    actor: Actor
-    order_id: int | None = None
-    voucher_id: int | None = None
-    reason: str = ""
-    data: dict[str, Any] | None = None
-
-
-def audit_records(events: list[AuditEntry]) -> list[AuditEvent]:
-    """Record many events at once (set-based callers: fulfilment batches).
-
-    Interim form: one `audit_record` per event, until the bulk INSERT lands.
-    """
-    return [
-        audit_record(
-            action=event.action,
-            actor=event.actor,
-            order_id=event.order_id,
-            voucher_id=event.voucher_id,
-            reason=event.reason,
-            data=event.data,
-        )
-        for event in events
-    ]

@@ -33,7 +33,6 @@ from orders.selectors.inventory import available_stock
 from orders.selectors.orders import (
     ItemRow,
     OrderFilters,
-    order_for_client,
     order_list,
     order_undelivered_units,
 )

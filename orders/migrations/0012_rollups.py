@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0009_order_lease'),
+        ('orders', '0011_product_bulk_limit_max'),
     ]
 
     operations = [

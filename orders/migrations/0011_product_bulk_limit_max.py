@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0009_order_lease'),
+        ('orders', '0010_audit_sealer'),
     ]
 
     operations = [
