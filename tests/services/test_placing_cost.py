@@ -94,10 +94,9 @@ def test_an_order_is_placed_in_ten_statements_and_one_commit(buyer):
     assert placed.created
     assert cost.commits == 1, cost.statements
     assert _own(cost) == OWN_STATEMENTS, cost.statements
-    audit = _audit_cost(placed.order)
-    # With the audit event as one INSERT (issue 13, item 1) this is 10.
+    assert _audit_cost(placed.order) == 1  # the audit event is one INSERT
     sent = [sql for sql in cost.statements if shape_of(sql)[0] != "BEGIN"]  # SQLite's
-    assert len(sent) == len(OWN_STATEMENTS) + audit, cost.statements
+    assert len(sent) == len(OWN_STATEMENTS) + 1 == 10, cost.statements
     # What those statements wrote is all there, committed together.
     order = Order.objects.get(pk=placed.order.pk)
     entry = WalletEntry.objects.get(order=order, kind=WalletEntryKind.ORDER_DEBIT)
