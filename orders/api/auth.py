@@ -110,10 +110,12 @@ def _load(
     return found
 
 
+def _touch_key(credential_id: int) -> str:
+    return f"api:cred:used:{credential_id}"
+
+
 def _touch(credential_id: int) -> None:
-    """Record last use at most once a minute per credential (no write per request)."""
-    if not cache.add(f"api:cred:used:{credential_id}", 1, timeout=60):
-        return
+    """Record the credential's last use (its caller claimed _touch_key for the minute)."""
     now = timezone.now()
     ApiCredential.objects.filter(pk=credential_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
@@ -186,8 +188,13 @@ def token_authenticate(token: str) -> Principal:
 
 
 def _admit(request: HttpRequest, principal: Principal) -> Principal:
-    ratelimit.credential_hit(request, credential_id=principal.credential.pk)
-    _touch(principal.credential.pk)
+    """Count the request; record last use at most once a minute per credential
+    (no write per request), claimed in the rate limiter's round trip."""
+    credential_id = principal.credential.pk
+    if ratelimit.credential_hit(
+        request, credential_id=credential_id, claim=_touch_key(credential_id)
+    ):
+        _touch(credential_id)
     return principal
 
 

@@ -41,14 +41,19 @@ class Window:
         return self.count > self.limit
 
 
-def _hits(scope: str, specs: list[tuple[str, int, int]]) -> list[Window]:
-    """Count one request in each (name, limit, seconds) window of `scope`."""
+def _hits(
+    scope: str, specs: list[tuple[str, int, int]], *, claim: tuple[str, int] | None = None
+) -> tuple[list[Window], bool]:
+    """Count one request in each (name, limit, seconds) window of `scope`. With
+    `claim` (key, seconds): also add that key if absent, in the same round trip;
+    the second value says whether this request added it."""
     now = time.time()
     keys, windows = [], []
     for name, _, seconds in specs:
         start = int(now // seconds) * seconds
         keys.append((f"api:rl:{scope}:{name}:{start}", seconds, start))
     backend = caches[DEFAULT_CACHE_ALIAS]  # `cache` is a proxy: isinstance needs the backend
+    claimed = False
     if isinstance(backend, RedisCache):
         # One round trip for every window: INCR, and a TTL on the key's first count.
         client = backend._cache.get_client(write=True)
@@ -57,15 +62,21 @@ def _hits(scope: str, specs: list[tuple[str, int, int]]) -> list[Window]:
             stored = backend.make_and_validate_key(key)
             pipe.incr(stored)
             pipe.expire(stored, seconds + 5, nx=True)
-        counts = pipe.execute()[::2]
+        if claim is not None:
+            pipe.set(backend.make_and_validate_key(claim[0]), 1, ex=claim[1], nx=True)
+        answers = pipe.execute()
+        counts = answers[: 2 * len(keys) : 2]
+        claimed = claim is not None and bool(answers[-1])
     else:
         counts = [_count(key, seconds) for key, seconds, _ in keys]
+        if claim is not None:
+            claimed = cache.add(claim[0], 1, timeout=claim[1])
     for (name, limit, seconds), (_, _, start), count in zip(specs, keys, counts, strict=True):
         reset_in = max(1, math.ceil(start + seconds - now))
         windows.append(
             Window(name=name, limit=limit, seconds=seconds, count=int(count), reset_in=reset_in)
         )
-    return windows
+    return windows, claimed
 
 
 def _count(key: str, seconds: int) -> int:
@@ -91,29 +102,29 @@ def _check(request: HttpRequest, windows: list[Window]) -> None:
         )
 
 
-def credential_hit(request: HttpRequest, *, credential_id: int) -> None:
-    """Count one request of a credential; raise RateLimited over 200/min or 20/10 s."""
-    _check(
-        request,
-        _hits(
-            f"c{credential_id}",
-            [
-                ("minute", settings.API_RATE_LIMIT_PER_MINUTE, 60),
-                ("burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10),
-            ],
-        ),
+def credential_hit(request: HttpRequest, *, credential_id: int, claim: str | None = None) -> bool:
+    """Count one request of a credential; raise RateLimited over 200/min or 20/10 s.
+    With `claim`, also add that cache key for a minute if absent (same round
+    trip) and return whether this request added it."""
+    windows, claimed = _hits(
+        f"c{credential_id}",
+        [
+            ("minute", settings.API_RATE_LIMIT_PER_MINUTE, 60),
+            ("burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10),
+        ],
+        claim=(claim, 60) if claim is not None else None,
     )
+    _check(request, windows)
+    return claimed
 
 
 def order_read_hit(request: HttpRequest, *, credential_id: int, order_id: int) -> None:
     """Count one read of one order; raise RateLimited over 60 reads per hour."""
-    _check(
-        request,
-        _hits(
-            f"c{credential_id}:o{order_id}",
-            [("order", settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR, 3600)],
-        ),
+    windows, _ = _hits(
+        f"c{credential_id}:o{order_id}",
+        [("order", settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR, 3600)],
     )
+    _check(request, windows)
 
 
 def add_headers(request: HttpRequest, response: HttpResponseBase) -> None:

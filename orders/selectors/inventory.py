@@ -33,9 +33,14 @@ def allocatable_vouchers(*, product_id: int, denomination: Decimal) -> QuerySet[
     ).order_by("expires_at", "id")
 
 
-def available_stock(*, product_id: int, denomination: Decimal) -> int:
-    """How many units inventory can deliver now."""
-    return allocatable_vouchers(product_id=product_id, denomination=denomination).count()
+def available_stock(*, product_id: int, denomination: Decimal, at_most: int | None = None) -> int:
+    """How many units inventory can deliver now; with `at_most`, counted no
+    further than that (an index range of at most that many rows, not the
+    whole stock): enough to tell whether stock covers an order."""
+    found = allocatable_vouchers(product_id=product_id, denomination=denomination)
+    if at_most is None:
+        return found.count()
+    return found.order_by().values("pk")[: max(at_most, 0)].count()
 
 
 def stock_by_denomination(*, product_ids: Sequence[int]) -> dict[int, dict[Decimal, int]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import FilteredRelation, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from orders.crypto import Sealed
@@ -22,6 +23,7 @@ from orders.models import (
     WebhookDelivery,
 )
 from orders.selectors.paging import Page, keyset_slice
+from orders.selectors.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -166,24 +168,32 @@ class OrderRead:
         return self.last_position <= self.chunk
 
 
+def _order_read_queryset(*, client_id: int, order_id: int, chunk: int) -> QuerySet[Order]:
+    first = FilteredRelation("items", condition=Q(items__position__lte=chunk))
+    last = OrderItem.objects.filter(order_id=OuterRef("pk")).order_by("-position")
+    item_columns = [f"first__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
+    return (
+        Order.objects.filter(client_id=client_id, pk=order_id)
+        .annotate(first=first, last_position=Subquery(last.values("position")[:1]))
+        .order_by("first__position")
+        .values_list(*_ORDER_COLUMNS, "last_position", *item_columns)
+    )
+
+
+_ORDER_READ = Prepared(_order_read_queryset, "client_id", "order_id", "chunk")
+
+
 def order_read(*, client_id: int, order_id: int, chunk: int = DETAIL_CHUNK) -> OrderRead | None:
     """One of the client's orders with its items and their vouchers, in ONE query
     (order LEFT JOIN its first `chunk` positions LEFT JOIN vouchers), or None
     (another client's too). Bounded by position, not LIMIT: however the planner
-    joins, a large order's read touches one chunk of its items."""
-    first = FilteredRelation("items", condition=Q(items__position__lte=chunk))
-    last = OrderItem.objects.filter(order_id=OuterRef("pk")).order_by("-position")
-    qs = (
-        Order.objects.filter(client_id=client_id, pk=order_id)
-        .annotate(first=first, last_position=Subquery(last.values("position")[:1]))
-        .order_by("first__position")
-    )
-    item_columns = [f"first__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
-    rows = list(qs.values_list(*_ORDER_COLUMNS, "last_position", *item_columns))
+    joins, a large order's read touches one chunk of its items. The query is
+    compiled once per connection (`Prepared`): an API poll builds no SQL."""
+    rows = _ORDER_READ.rows(client_id=client_id, order_id=order_id, chunk=chunk)
     if not rows:
         return None
     split = len(_ORDER_COLUMNS)
-    order = Order.from_db(qs.db, list(_ORDER_COLUMNS), list(rows[0][:split]))
+    order = Order.from_db(DEFAULT_DB_ALIAS, list(_ORDER_COLUMNS), list(rows[0][:split]))
     items = [_item_row(row[split + 1 :]) for row in rows if row[split + 1] is not None]
     last_position = cast(int | None, rows[0][split]) or 0
     return OrderRead(order=order, items=items, last_position=last_position, chunk=chunk)
