@@ -10,17 +10,21 @@ real values in those places, executes the SQL and converts the rows exactly as
 `values_list()` would (Django's own converters: sealed secrets, decimals,
 SQLite's datetimes).
 
-Only plain values go through a stand-in (ids, a bound): each must reach the
-SQL as one parameter of its own, which `Prepared` checks when it compiles.
+Only plain values go through a stand-in (ids, a bound, a code): each must
+reach the SQL as one parameter of its own, which `Prepared` checks when it
+compiles. A stand-in is a number; a text column receives it as its digits.
+`instances()` makes model objects of a query that selects `columns(Model)`,
+as a queryset would (`Model.from_db`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 # Stand-ins, one per name: 1,987,000,001 and on. Positive and within a 32-bit
@@ -29,13 +33,22 @@ from django.db.models.sql.compiler import SQLCompiler
 _STAND_IN_BASE = 1_987_000_000
 
 
+_NUMBERS = itertools.count(1)
+
+
+def columns(model: type[Model]) -> tuple[str, ...]:
+    """Every concrete column of `model` (attnames), in field order: what
+    `Model.from_db` takes."""
+    return tuple(field.attname for field in model._meta.concrete_fields)
+
+
 class Prepared:
     """`build(**stand_ins)` -> a values_list() queryset; `rows(**values)` runs it."""
 
     def __init__(self, build: Callable[..., QuerySet[Any]], *names: str) -> None:
         self._build = build
         self._names = names
-        self._attr = f"_prepared_{id(self)}"
+        self._attr = f"_prepared_{next(_NUMBERS)}"  # this query's slot on a connection
 
     def _compiled(self, alias: str) -> tuple[SQLCompiler, str, list[Any], list[int]]:
         connection = connections[alias]
@@ -48,7 +61,7 @@ class Prepared:
             params = list(params)
             places = []
             for name, value in stand_ins.items():
-                found = [n for n, param in enumerate(params) if param == value]
+                found = [n for n, param in enumerate(params) if param in (value, str(value))]
                 if len(found) != 1:
                     raise ValueError(f"{name!r} is {len(found)} parameters of the query, not 1")
                 places.append(found[0])
@@ -68,3 +81,10 @@ class Prepared:
         if compiler.has_extra_select:  # ordering columns past the selected ones
             fetched = [row[: compiler.col_count] for row in fetched]
         return list(compiler.results_iter([fetched], tuple_expected=True))
+
+    def instances[M: Model](
+        self, model: type[M], using: str = DEFAULT_DB_ALIAS, **values: Any
+    ) -> list[M]:
+        """The rows as `model` objects: the query selects `columns(model)`."""
+        names = list(columns(model))
+        return [model.from_db(using, names, list(row)) for row in self.rows(using, **values)]

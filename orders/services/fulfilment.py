@@ -151,6 +151,12 @@ def order_fulfil(*, order_id: int, batch_size: int = 1) -> Order:
     delivered, began = _stock_batch(order_id=order_id, limit=batch_size, begin=True)
     if order_id in delivered:
         return delivered[order_id]
+    if began is None:
+        # Most often another run's batch has already delivered it: finished
+        # orders never change again, so that needs no lock (one plain read).
+        seen = Order.objects.get(pk=order_id)
+        if is_terminal(seen.status):
+            return seen
     order = began if began is not None else _begin(order_id)
     if order is None:
         return Order.objects.get(pk=order_id)

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import prefetch_related_objects
 
 from orders import rules
 from orders.enums import (
@@ -34,6 +35,7 @@ from orders.enums import (
 )
 from orders.errors import Conflict, ValidationFailed
 from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
+from orders.selectors.prepared import Prepared, columns
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
 from orders.services.fulfilment import order_fulfil_task
@@ -98,22 +100,30 @@ def _amount_text(value: object) -> str:
     return str(value)
 
 
+# Every order asks first whether it is a replay: one read compiled once.
+_BY_REFERENCE = Prepared(
+    lambda client_id, reference_code: Order.objects.filter(
+        client_id=client_id, reference_code=reference_code
+    ).values_list(*columns(Order)),
+    "client_id",
+    "reference_code",
+)
+
+
 def _replay(
     *, client: Client, reference_code: str, request_hashes: Collection[str]
 ) -> PlacedOrder | None:
-    existing = (
-        Order.objects.filter(client=client, reference_code=reference_code)
-        .prefetch_related("items")  # a second query only when the order exists
-        .first()
-    )
-    if existing is None:
+    found = _BY_REFERENCE.instances(Order, client_id=client.pk, reference_code=reference_code)
+    if not found:
         return None
+    existing = found[0]  # (client, reference_code) is unique
     if existing.request_hash not in request_hashes:
         raise Conflict(
             f"reference_code {reference_code!r} was already used for a different order "
             f"(order {existing.pk}); use a new reference_code for a new order.",
             order_id=existing.pk,
         )
+    prefetch_related_objects([existing], "items")  # a second query only for a replay
     return PlacedOrder(order=existing, created=False)
 
 

@@ -27,6 +27,7 @@ from orders.enums import DeliveryTime
 from orders.errors import ValidationFailed
 from orders.models import Client, Product, Wallet
 from orders.selectors.inventory import available_stock
+from orders.selectors.prepared import Prepared, columns
 from orders.services.wallets import money
 
 HUNDRED = Decimal("100")
@@ -87,13 +88,25 @@ def exchange_rate(*, from_currency: str, to_currency: str) -> Decimal | None:
     return _rates(settings.EXCHANGE_RATES).get((from_currency, to_currency))
 
 
+# The two reads of pricing every order makes, compiled once (selectors.prepared).
+_ACTIVE_PRODUCT = Prepared(
+    lambda pk: Product.objects.filter(pk=pk, is_active=True).values_list(*columns(Product)),
+    "pk",
+)
+_CLIENT_WALLETS = Prepared(
+    lambda client_id: Wallet.objects.filter(client_id=client_id).values_list(*columns(Wallet)),
+    "client_id",
+)
+
+
 def product_for_order(*, product_id: object) -> Product:
     """An active product, or a validation error naming `product_id`."""
     try:
         pk = int(str(product_id))
     except ValueError:
         raise ValidationFailed("product_id must be an integer.", field="product_id") from None
-    product = Product.objects.filter(pk=pk, is_active=True).select_related("vendor").first()
+    found = _ACTIVE_PRODUCT.instances(Product, pk=pk) if 0 < pk < 2**63 else []
+    product = found[0] if found else None
     if product is None:
         raise ValidationFailed(f"No active product with id {pk}.", field="product_id")
     return product
@@ -139,7 +152,7 @@ def quantity_check(*, product: Product, quantity: object) -> int:
 
 
 def _paying_wallet(*, client: Client, currency: str, wallet_currency: str | None) -> Wallet | None:
-    wallets = {w.currency: w for w in Wallet.objects.filter(client=client)}
+    wallets = {w.currency: w for w in _CLIENT_WALLETS.instances(Wallet, client_id=client.pk)}
     if wallet_currency:
         wanted = wallet_currency.strip().upper()
         if wanted not in wallets:
