@@ -17,17 +17,15 @@ from django.core.cache.backends import redis as django_redis
 class _SharedClient(django_redis.RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
+        self._shared: dict[int, Any] = {}  # id(pool) -> its redis.Redis
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)
-        client = self._clients.get(index)
+        # Django's own pool choice (write: the first server; read: any), then
+        # one client per pool. Both attributes are Django's, not in its stubs.
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+        client = self._shared.get(id(pool))
         if client is None:
-            if index not in self._pools:
-                self._pools[index] = self._pool_class.from_url(
-                    self._servers[index], **self._pool_options
-                )
-            client = self._clients[index] = self._client(connection_pool=self._pools[index])
+            client = self._shared[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
