@@ -18,7 +18,7 @@ from django.db.models import (
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from orders.enums import OrderStatus, RefundStatus
+from orders.enums import OrderStatus
 from orders.models import (
     Order,
     OrderHourRollup,
@@ -27,6 +27,7 @@ from orders.models import (
     RollupState,
 )
 from orders.rules import TERMINAL_STATUSES, status_values
+from orders.selectors.finance import refunds_owed
 from orders.selectors.inventory import low_stock
 from orders.selectors.rollups import rollup_state
 
@@ -172,12 +173,14 @@ def dashboard_overview(*, now: datetime | None = None, days: int = 7) -> Overvie
             delivered += n
         if status in terminal:
             finished += n
-    backlog = list(
-        Order.objects.filter(refund_status=RefundStatus.NOT_REFUNDED)
-        .values("currency")
+    # Refunds are paid into the wallet, so they are summed in its currency.
+    backlog = [
+        {"currency": row["wallet_currency"], "count": row["count"], "value": row["value"]}
+        for row in refunds_owed()
+        .values("wallet_currency")
         .annotate(count=Count("id"), value=Sum("refund_amount"))
-        .order_by("currency")
-    )
+        .order_by("wallet_currency")
+    ]
     by_product = sorted(products.items(), key=lambda item: (-item[1], item[0]))[:12]
     return Overview(
         today_by_status=[(str(s), today_counts.get(str(s), 0)) for s in OrderStatus],
