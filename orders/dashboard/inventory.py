@@ -47,6 +47,7 @@ from orders.dashboard.http import (
 )
 from orders.dashboard.permissions import permission_for
 from orders.dashboard.templatetags.dashboard import money, when
+from orders.dashboard.widgets import QuickSelect
 from orders.enums import InventoryStatus
 from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
@@ -116,9 +117,13 @@ class VoucherFilterForm(forms.Form):
         required=False,
         queryset=Product.objects.order_by("name"),
         empty_label="Any",
+        widget=QuickSelect(label_field="name"),
     )
     status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "Any"), *InventoryStatus.choices]
+        label="Status",
+        required=False,
+        choices=[("", "Any"), *InventoryStatus.choices],
+        widget=QuickSelect,
     )
     batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
     expiring_within = forms.IntegerField(
