@@ -12,6 +12,9 @@ from typing import Any
 
 from django.db.models import (
     Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
     Q,
     Sum,
 )
@@ -55,14 +58,17 @@ def _median_delivery_seconds(*, since: datetime) -> float | None:
     """The median time from placed to delivered of the latest MEDIAN_SAMPLE orders
     delivered since `since`: one index range scan, whatever the number of orders,
     and the same figure on every database."""
-    pairs = (
-        Order.objects.filter(
+    # The database subtracts: one interval a row to load instead of two timestamps.
+    took = ExpressionWrapper(F("delivered_at") - F("placed_at"), output_field=DurationField())
+    durations = [
+        delta.total_seconds()
+        for delta in Order.objects.filter(
             status=OrderStatus.DELIVERED, placed_at__gte=since, delivered_at__isnull=False
         )
         .order_by("-placed_at", "-id")
-        .values_list("placed_at", "delivered_at")[:MEDIAN_SAMPLE]
-    )
-    durations = [(done - placed).total_seconds() for placed, done in pairs if done is not None]
+        .annotate(took=took)
+        .values_list("took", flat=True)[:MEDIAN_SAMPLE]
+    ]
     return statistics.median(durations) if durations else None
 
 
