@@ -173,6 +173,7 @@ def _available_counts(*, now: datetime, rolled: bool) -> dict[tuple[int, Decimal
     denomination `_stock_counts_*` has a row for (so the same keys): from the
     voucher rollup (one filtered sum over its rows) or, before it exists, from
     every voucher."""
+    rows: QuerySet[Any, tuple[Any, ...]]
     if rolled:
         rows = (
             VoucherRollup.objects.order_by()
@@ -222,8 +223,8 @@ def _stock_keys(
         "max_denomination",
     )
     by_id = {}
-    for *columns, listed, low, high in products:
-        owner = _Owner(*columns)
+    for pk, name, kind, currency, threshold, active, listed, low, high in products:
+        owner = _Owner(pk, name, kind, currency, threshold, active)
         if not owner.is_active and owner.pk not in stocked:
             continue
         by_id[owner.pk] = owner
