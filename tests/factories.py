@@ -144,6 +144,8 @@ class OrderFactory(factory.django.DjangoModelFactory):
     quantity = 1
     face_value = factory.LazyAttribute(lambda o: o.denomination * o.quantity)
     amount = factory.LazyAttribute(lambda o: o.face_value)
+    # Placing sets it from the wallet paid from; one of the product's currency here.
+    wallet_currency = factory.LazyAttribute(lambda o: o.currency)
     status = OrderStatus.PLACED
     sub_status = SubStatus.INITIAL
     customer_name = "Ada Lovelace"

@@ -65,19 +65,27 @@ def orders_per_hour_chart(
             f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{round(peak * fraction)}</text>"
         )
-    for index, hour in enumerate(hours):
+    width_text = f"{max(bar_w - 1, 1):.2f}"
+    # A bar's tooltip is "<hour>: <n> <status>", escaped in its parts: the hour
+    # once per bar, the status names once per chart (a week has ~1,000 bars).
+    series = [
+        (str(status), css, escape(f" {OrderStatus(status).label.lower()}"))
+        for status, css in STATUS_SERIES
+    ]
+    for index, (hour, total) in enumerate(zip(hours, totals, strict=True)):
         x = left + index * bar_w
         y = top + plot_h
-        for status, css in STATUS_SERIES:
-            n = counts[hour].get(str(status), 0)
+        by_status = counts[hour] if total else {}
+        hour_text = escape(f"{hour:%a %d %b %H:00}: ") if total else ""
+        for status, css, status_text in series:
+            n = by_status.get(status, 0)
             if not n:
                 continue
             h = plot_h * n / peak
             y -= h
-            label = f"{hour:%a %d %b %H:00}: {n} {OrderStatus(status).label.lower()}"
             parts.append(
-                f'<rect class="{css}" x="{x:.2f}" y="{y:.2f}" width="{max(bar_w - 1, 1):.2f}" '
-                f'height="{h:.2f}"><title>{escape(label)}</title></rect>'
+                f'<rect class="{css}" x="{x:.2f}" y="{y:.2f}" width="{width_text}" '
+                f'height="{h:.2f}"><title>{hour_text}{n}{status_text}</title></rect>'
             )
         if hour.hour == 0:
             parts.append(

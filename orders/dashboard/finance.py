@@ -31,6 +31,7 @@ from orders.dashboard.http import (
     query_without,
 )
 from orders.dashboard.permissions import PERMISSIONS, permission_for
+from orders.dashboard.widgets import QuickSelect
 from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, ValidationFailed
 from orders.models import Client, RefundReview, WalletCreditRequest
@@ -57,7 +58,11 @@ class RefundQueueFilterForm(forms.Form):
     """The refund queue's filters; every value lives in the URL."""
 
     client = forms.ModelChoiceField(
-        label="Client", required=False, queryset=Client.objects.order_by("name"), empty_label="Any"
+        label="Client",
+        required=False,
+        queryset=Client.objects.order_by("name"),
+        empty_label="Any",
+        widget=QuickSelect(label_field="name"),
     )
     currency = forms.CharField(
         label="Wallet currency",
@@ -69,7 +74,10 @@ class RefundQueueFilterForm(forms.Form):
         label="Placed more than (days) ago", required=False, min_value=0, max_value=3650
     )
     sub_status = forms.ChoiceField(
-        label="Reason (sub-status)", required=False, choices=[("", "Any"), *SubStatus.choices]
+        label="Reason (sub-status)",
+        required=False,
+        choices=[("", "Any"), *SubStatus.choices],
+        widget=QuickSelect,
     )
     amount_min = MoneyField(label="Refund from", required=False, min_value=Decimal("0"))
     amount_max = MoneyField(label="Refund up to", required=False, min_value=Decimal("0"))

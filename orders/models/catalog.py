@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -38,6 +39,12 @@ class Vendor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def denomination_values(stored: list[Any] | None) -> list[Decimal]:
+    """A product's listed denominations as stored (JSON numbers or strings), as
+    sorted Decimals: `Product.denomination_list` of a row read without a model."""
+    return sorted(Decimal(str(value)) for value in stored or [])
 
 
 class Product(models.Model):
@@ -131,7 +138,7 @@ class Product(models.Model):
 
     @property
     def denomination_list(self) -> list[Decimal]:
-        return sorted(Decimal(str(value)) for value in self.denominations or [])
+        return denomination_values(self.denominations)
 
     @property
     def is_range(self) -> bool:

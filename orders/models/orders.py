@@ -129,10 +129,18 @@ class Order(models.Model):
             models.Index(fields=["customer_email"], name="order_customer_email"),
             models.Index(fields=["customer_phone"], name="order_customer_phone"),
             models.Index(fields=["reference_code"], name="order_reference_code"),
+            # The refund queue and the refund backlog (selectors.finance.refunds_owed):
+            # its condition is theirs exactly, so their pages read it in order and
+            # their totals are an index-only scan of the refunds owed, whatever the
+            # number of refunded or failed orders. The summed columns are key
+            # columns rather than INCLUDE, which SQLite does not have.
             models.Index(
-                fields=["refund_status", "placed_at"],
+                fields=["placed_at", "id", "wallet_currency", "refund_amount"],
                 name="order_refund_queue",
-                condition=Q(refund_status="NOT_REFUNDED"),
+                condition=Q(
+                    refund_status="NOT_REFUNDED",
+                    status__in=rules.status_values(rules.REFUNDABLE_STATUSES),
+                ),
             ),
             # The recovery sweep: retries overdue and leases run out, open orders only.
             models.Index(

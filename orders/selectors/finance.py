@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from orders.enums import RefundStatus
@@ -57,10 +57,7 @@ def refund_queue_queryset(*, filters: RefundQueueFilters) -> QuerySet[Order]:
     """
     latest = RefundReview.objects.filter(order=OuterRef("pk")).order_by("-created_at", "-id")
     qs = (
-        Order.objects.filter(
-            refund_status=RefundStatus.NOT_REFUNDED,
-            status__in=status_values(REFUNDABLE_STATUSES),
-        )
+        refunds_owed()
         .select_related("client")
         .annotate(
             latest_decision=Subquery(latest.values("decision")[:1]),
@@ -81,8 +78,31 @@ def refund_queue_queryset(*, filters: RefundQueueFilters) -> QuerySet[Order]:
     if filters.amount_max is not None:
         qs = qs.filter(refund_amount__lte=filters.amount_max)
     if not filters.include_stopped:
-        qs = qs.filter(Q(latest_decision__isnull=True) | ~Q(latest_decision__in=_STOPPED))
+        qs = qs.filter(~Exists(_latest_review_stops(OuterRef("pk"))))
     return qs.order_by("placed_at", "id")
+
+
+def refunds_owed() -> QuerySet[Order]:
+    """Orders owing a refund not paid yet: exactly the rows of the partial index
+    `order_refund_queue`, so a read of them never touches the orders table's
+    other rows."""
+    return Order.objects.filter(
+        refund_status=RefundStatus.NOT_REFUNDED, status__in=status_values(REFUNDABLE_STATUSES)
+    )
+
+
+def _latest_review_stops(order_id: OuterRef) -> QuerySet[RefundReview]:
+    """The order's newest review (by created_at, then id), when it is a hold or a
+    reject. Written as "a stopping review with no newer one" rather than as the
+    latest decision per row, so that PostgreSQL anti-joins the queue against the
+    few stopping reviews once instead of looking up each order's reviews."""
+    newer = RefundReview.objects.filter(order_id=OuterRef("order_id")).filter(
+        Q(created_at__gt=OuterRef("created_at"))
+        | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
+    )
+    return RefundReview.objects.filter(order_id=order_id, decision__in=_STOPPED).filter(
+        ~Exists(newer)
+    )
 
 
 def refund_queue(

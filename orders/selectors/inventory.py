@@ -3,12 +3,11 @@ allocated, stock per product and denomination, low stock and expiry."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
@@ -16,6 +15,7 @@ from django.utils import timezone
 from orders.enums import InventoryStatus
 from orders.errors import NotFound, ValidationFailed
 from orders.models import Product, Voucher, VoucherRollup, VoucherSoldDayRollup
+from orders.models.catalog import denomination_values
 from orders.models.rollups import EXPIRED_BUCKET
 from orders.rules import allocatable_q, expired_stock_q, holds_stock, is_low_stock
 from orders.selectors.rollups import rollup_state
@@ -23,6 +23,7 @@ from orders.selectors.rollups import rollup_state
 # The encrypted columns a list never needs to load.
 _SECRET_COLUMNS = ("card_number", "pin_code", "voucher_reference_number", "claim_url")
 _DELIVERED = (InventoryStatus.DELIVERED, InventoryStatus.COMPLETED)
+_ROLLED_FIGURES = ("available", "expired", "allocated", "delivered", "blocked", "revoked")
 SOLD_DAYS = 7  # `StockRow.sold_7d`: units delivered in the last 7 UTC days, today included
 
 
@@ -65,29 +66,18 @@ def active_products(*, product_id: int | None = None) -> list[Product]:
     return list(qs)
 
 
-@dataclass(frozen=True)
-class StockRow:
-    """Stock of one product and denomination, as the inventory admin sees it.
-
+@dataclass(frozen=True, kw_only=True)
+class StockLevel:
+    """Allocatable units of one product and denomination, and whether that is low:
+    what the overview's low-stock table needs (`StockRow` adds the other figures).
     `available` counts AVAILABLE units that have not expired (what fulfilment can
-    deliver); `expired` counts AVAILABLE units past their expiry, waiting for an
-    admin. `delivered` includes COMPLETED units. `sold_7d` counts units delivered
-    in the last 7 UTC days, today included.
-    """
+    deliver)."""
 
     product_id: int
     product_name: str
     currency: str
     denomination: Decimal
     available: int
-    expired: int
-    allocated: int
-    delivered: int
-    blocked: int
-    revoked: int
-    next_expiry: datetime | None
-    sold_7d: int
-    days_of_cover: Decimal | None
     low_stock_threshold: int
     product_kind: str = ""
     product_active: bool = True
@@ -102,6 +92,25 @@ class StockRow:
             and holds_stock(self.product_kind)
             and is_low_stock(available=self.available, threshold=self.low_stock_threshold)
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StockRow(StockLevel):
+    """Stock of one product and denomination, as the inventory admin sees it.
+
+    `expired` counts AVAILABLE units past their expiry, waiting for an admin.
+    `delivered` includes COMPLETED units. `sold_7d` counts units delivered in the
+    last 7 UTC days, today included.
+    """
+
+    expired: int
+    allocated: int
+    delivered: int
+    blocked: int
+    revoked: int
+    next_expiry: datetime | None
+    sold_7d: int
+    days_of_cover: Decimal | None
 
 
 def _stock_counts_live(*, now: datetime) -> dict[tuple[int, Decimal], dict[str, Any]]:
@@ -134,32 +143,102 @@ def _sold_since(now: datetime) -> datetime:
 def _stock_counts_rolled(*, now: datetime) -> dict[tuple[int, Decimal], dict[str, Any]]:
     """The same counts from the voucher rollups (as of their last refresh): two
     grouped queries over a few rows per product and denomination."""
-    counts: dict[tuple[int, Decimal], dict[str, Any]] = defaultdict(dict)
-    for r in (
-        VoucherRollup.objects.order_by()
-        .values("product_id", "denomination")
-        .annotate(
-            available=Sum("units", filter=Q(status=InventoryStatus.AVAILABLE)),
-            expired=Sum("units", filter=Q(status=EXPIRED_BUCKET)),
-            allocated=Sum("units", filter=Q(status=InventoryStatus.ALLOCATED)),
-            delivered=Sum("units", filter=Q(status__in=_DELIVERED)),
-            blocked=Sum("units", filter=Q(status=InventoryStatus.BLOCKED)),
-            revoked=Sum("units", filter=Q(status=InventoryStatus.REVOKED)),
-            next_expiry=Min("next_expiry", filter=Q(status=InventoryStatus.AVAILABLE)),
-        )
+    counts: dict[tuple[int, Decimal], dict[str, Any]] = {}
+    figures = VoucherRollup.objects.order_by().values_list("product_id", "denomination")
+    for product_id, denomination, *units, next_expiry in figures.annotate(
+        available=Sum("units", filter=Q(status=InventoryStatus.AVAILABLE)),
+        expired=Sum("units", filter=Q(status=EXPIRED_BUCKET)),
+        allocated=Sum("units", filter=Q(status=InventoryStatus.ALLOCATED)),
+        delivered=Sum("units", filter=Q(status__in=_DELIVERED)),
+        blocked=Sum("units", filter=Q(status=InventoryStatus.BLOCKED)),
+        revoked=Sum("units", filter=Q(status=InventoryStatus.REVOKED)),
+        next_expiry=Min("next_expiry", filter=Q(status=InventoryStatus.AVAILABLE)),
     ):
-        key = (r["product_id"], Decimal(r["denomination"]))
-        for name in ("available", "expired", "allocated", "delivered", "blocked", "revoked"):
-            counts[key][name] = r[name] or 0  # type: ignore[literal-required]
-        counts[key]["next_expiry"] = r["next_expiry"]
-    for d in (
+        group = dict(zip(_ROLLED_FIGURES, [n or 0 for n in units], strict=True))
+        group["next_expiry"] = next_expiry
+        counts[(product_id, Decimal(denomination))] = group
+    sold = (
         VoucherSoldDayRollup.objects.filter(day__gte=_sold_since(now).date())
         .order_by()
-        .values("product_id", "denomination")
+        .values_list("product_id", "denomination")
         .annotate(sold_7d=Sum("units"))
-    ):
-        counts[(d["product_id"], Decimal(d["denomination"]))]["sold_7d"] = d["sold_7d"] or 0
-    return dict(counts)
+    )
+    for product_id, denomination, units in sold:
+        counts.setdefault((product_id, Decimal(denomination)), {})["sold_7d"] = units or 0
+    return counts
+
+
+def _available_counts(*, now: datetime, rolled: bool) -> dict[tuple[int, Decimal], int]:
+    """Allocatable units per product x denomination, for every product and
+    denomination `_stock_counts_*` has a row for (so the same keys): from the
+    voucher rollup (one filtered sum over its rows) or, before it exists, from
+    every voucher."""
+    rows: QuerySet[Any, tuple[Any, ...]]
+    if rolled:
+        rows = (
+            VoucherRollup.objects.order_by()
+            .values_list("product_id", "denomination")
+            .annotate(available=Sum("units", filter=Q(status=InventoryStatus.AVAILABLE)))
+        )
+    else:
+        rows = (
+            Voucher.objects.order_by()
+            .values_list("product_id", "denomination")
+            .annotate(available=Count("id", filter=allocatable_q(now=now)))
+        )
+    return {(pid, Decimal(denomination)): n or 0 for pid, denomination, n in rows}
+
+
+class _Owner(NamedTuple):
+    """The product columns the stock figures show."""
+
+    pk: int
+    name: str
+    kind: str
+    currency: str
+    low_stock_threshold: int
+    is_active: bool
+
+
+def _stock_keys(
+    counted: Iterable[tuple[int, Decimal]],
+) -> Iterator[tuple[_Owner, Decimal, tuple[int, Decimal]]]:
+    """Every product x denomination the stock figures show: those counted, and the
+    listed denominations of active products sold from stock even with no stock
+    (that is when they matter); with the product of each. Products are read as
+    values, not models: the page reads all of them."""
+    keys = set(counted)
+    stocked = {product_id for product_id, _ in keys}
+    # Every product (a catalogue, not a growing table), the ones to skip skipped
+    # here: cheaper than sending the ids of every stocked product to filter on.
+    products = Product.objects.order_by().values_list(
+        "id",
+        "name",
+        "kind",
+        "currency",
+        "low_stock_threshold",
+        "is_active",
+        "denominations",
+        "min_denomination",
+        "max_denomination",
+    )
+    by_id = {}
+    for pk, name, kind, currency, threshold, active, listed, low, high in products:
+        owner = _Owner(pk, name, kind, currency, threshold, active)
+        if not owner.is_active and owner.pk not in stocked:
+            continue
+        by_id[owner.pk] = owner
+        is_range = low is not None and high is not None  # Product.is_range
+        if owner.is_active and holds_stock(owner.kind) and not is_range:
+            keys.update((owner.pk, value) for value in denomination_values(listed))
+    for key in keys:
+        found = by_id.get(key[0])
+        if found is not None:
+            yield found, key[1], key
+
+
+def _stock_order(row: StockLevel) -> tuple[str, int, Decimal]:
+    return (row.product_name.lower(), row.product_id, row.denomination)
 
 
 @dataclass(frozen=True)
@@ -169,43 +248,21 @@ class StockOverview:
 
 
 def stock_report() -> StockOverview:
-    """Stock per product x denomination; listed denominations of active products
-    sold from stock appear even with no stock (that is when they matter).
+    """Stock per product x denomination (see `_stock_keys` for which).
     From the rollups, as of their last refresh (`as_of`); from every voucher
     until they are first built."""
     now = timezone.now()
     state = rollup_state()
     rolled = state is not None
     counts = _stock_counts_rolled(now=now) if rolled else _stock_counts_live(now=now)
-    products = Product.objects.filter(
-        Q(is_active=True) | Q(pk__in={product_id for product_id, _ in counts})
-    ).only(
-        "id",
-        "name",
-        "kind",
-        "currency",
-        "denominations",
-        "min_denomination",
-        "max_denomination",
-        "low_stock_threshold",
-        "is_active",
-    )
-    keys = set(counts)
-    for product in products:
-        if product.is_active and holds_stock(product.kind) and not product.is_range:
-            keys.update((product.pk, value) for value in product.denomination_list)
-    by_id = {product.pk: product for product in products}
     rows = []
-    for product_id, denomination in keys:
-        owner = by_id.get(product_id)
-        if owner is None:
-            continue
-        group = counts.get((product_id, denomination), {})
+    for owner, denomination, key in _stock_keys(counts):
+        group = counts.get(key, {})
         available, sold = group.get("available", 0), group.get("sold_7d", 0)
         cover = (Decimal(available * 7) / sold).quantize(Decimal("0.1")) if sold else None
         rows.append(
             StockRow(
-                product_id=product_id,
+                product_id=owner.pk,
                 product_name=owner.name,
                 currency=owner.currency,
                 denomination=denomination,
@@ -223,7 +280,7 @@ def stock_report() -> StockOverview:
                 product_active=owner.is_active,
             )
         )
-    rows.sort(key=lambda row: (row.product_name.lower(), row.product_id, row.denomination))
+    rows.sort(key=_stock_order)
     return StockOverview(rows=rows, as_of=state.refreshed_at if state is not None else None)
 
 
@@ -232,9 +289,26 @@ def stock_overview() -> list[StockRow]:
     return stock_report().rows
 
 
-def low_stock() -> list[StockRow]:
-    """The rows of `stock_overview` that are low on stock, fewest units first."""
-    rows = [row for row in stock_overview() if row.low_stock]
+def low_stock() -> list[StockLevel]:
+    """The products and denominations of `stock_report` that are low on stock,
+    fewest units first. Reads only the allocatable units, not every figure of
+    the stock page."""
+    now = timezone.now()
+    counts = _available_counts(now=now, rolled=rollup_state() is not None)
+    levels = [
+        StockLevel(
+            product_id=owner.pk,
+            product_name=owner.name,
+            currency=owner.currency,
+            denomination=denomination,
+            available=counts.get(key, 0),
+            low_stock_threshold=owner.low_stock_threshold,
+            product_kind=owner.kind,
+            product_active=owner.is_active,
+        )
+        for owner, denomination, key in _stock_keys(counts)
+    ]
+    rows = sorted((level for level in levels if level.low_stock), key=_stock_order)
     return sorted(rows, key=lambda row: (row.available, row.product_name, row.denomination))
 
 

@@ -12,13 +12,16 @@ from typing import Any
 
 from django.db.models import (
     Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
     Q,
     Sum,
 )
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from orders.enums import OrderStatus, RefundStatus
+from orders.enums import OrderStatus
 from orders.models import (
     Order,
     OrderHourRollup,
@@ -27,6 +30,7 @@ from orders.models import (
     RollupState,
 )
 from orders.rules import TERMINAL_STATUSES, status_values
+from orders.selectors.finance import refunds_owed
 from orders.selectors.inventory import low_stock
 from orders.selectors.rollups import rollup_state
 
@@ -54,14 +58,17 @@ def _median_delivery_seconds(*, since: datetime) -> float | None:
     """The median time from placed to delivered of the latest MEDIAN_SAMPLE orders
     delivered since `since`: one index range scan, whatever the number of orders,
     and the same figure on every database."""
-    pairs = (
-        Order.objects.filter(
+    # The database subtracts: one interval a row to load instead of two timestamps.
+    took = ExpressionWrapper(F("delivered_at") - F("placed_at"), output_field=DurationField())
+    durations = [
+        delta.total_seconds()
+        for delta in Order.objects.filter(
             status=OrderStatus.DELIVERED, placed_at__gte=since, delivered_at__isnull=False
         )
         .order_by("-placed_at", "-id")
-        .values_list("placed_at", "delivered_at")[:MEDIAN_SAMPLE]
-    )
-    durations = [(done - placed).total_seconds() for placed, done in pairs if done is not None]
+        .annotate(took=took)
+        .values_list("took", flat=True)[:MEDIAN_SAMPLE]
+    ]
     return statistics.median(durations) if durations else None
 
 
@@ -172,12 +179,14 @@ def dashboard_overview(*, now: datetime | None = None, days: int = 7) -> Overvie
             delivered += n
         if status in terminal:
             finished += n
-    backlog = list(
-        Order.objects.filter(refund_status=RefundStatus.NOT_REFUNDED)
-        .values("currency")
+    # Refunds are paid into the wallet, so they are summed in its currency.
+    backlog = [
+        {"currency": row["wallet_currency"], "count": row["count"], "value": row["value"]}
+        for row in refunds_owed()
+        .values("wallet_currency")
         .annotate(count=Count("id"), value=Sum("refund_amount"))
-        .order_by("currency")
-    )
+        .order_by("wallet_currency")
+    ]
     by_product = sorted(products.items(), key=lambda item: (-item[1], item[0]))[:12]
     return Overview(
         today_by_status=[(str(s), today_counts.get(str(s), 0)) for s in OrderStatus],

@@ -83,3 +83,21 @@ def test_overview_with_no_data(support_client):
     html = support_client.get(reverse("dashboard:overview")).content.decode()
     assert "No orders in the last 7 days." in html
     assert "nothing waiting" in html
+
+
+def test_refund_backlog_is_counted_in_the_wallet_currency_refunds_are_paid_in(support_client):
+    """A EUR gift card bought from a USD wallet is refunded in USD."""
+    OrderFactory(
+        currency="EUR",
+        wallet_currency="USD",
+        status=OrderStatus.CANCELLED,
+        sub_status=SubStatus.NOT_REFUNDED,
+        refund_status=RefundStatus.NOT_REFUNDED,
+        refund_amount=Decimal("27.40"),
+    )
+    stats = dashboard_overview()
+    assert [(r["currency"], r["count"], r["value"]) for r in stats.refund_backlog] == [
+        ("USD", 1, Decimal("27.40"))
+    ]
+    html = support_client.get(reverse("dashboard:overview")).content.decode()
+    assert "27.40 USD" in html and "27.40 EUR" not in html

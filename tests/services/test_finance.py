@@ -190,6 +190,45 @@ def test_queue_hides_held_and_rejected_unless_asked_and_totals_per_currency():
 
 
 @pytest.mark.django_db
+def test_only_the_newest_review_takes_an_order_out_of_the_queue():
+    """Above the second-approval limit (so one approval pays nothing): a hold
+    followed by an approval is back in the queue (and in its totals); an
+    approval followed by a hold is out; reviews at the same moment: the later one."""
+    held_then_approved = refundable_order(amount="1000.00")
+    approved_then_held = refundable_order(amount="2000.00")
+    same_moment = refundable_order(amount="4000.00")
+    refund_decide(
+        order_id=held_then_approved.pk, actor=finance_actor("fin-a"), decision="HOLD", note="ask"
+    )
+    refund_decide(
+        order_id=held_then_approved.pk, actor=finance_actor("fin-a"), decision="APPROVE", note=""
+    )
+    refund_decide(
+        order_id=approved_then_held.pk, actor=finance_actor("fin-a"), decision="APPROVE", note=""
+    )
+    refund_decide(
+        order_id=approved_then_held.pk, actor=finance_actor("fin-b"), decision="HOLD", note="wait"
+    )
+    refund_decide(
+        order_id=same_moment.pk, actor=finance_actor("fin-a"), decision="REJECT", note="no"
+    )
+    refund_decide(
+        order_id=same_moment.pk, actor=finance_actor("fin-a"), decision="APPROVE", note=""
+    )
+    moment = RefundReview.objects.filter(order=same_moment).latest("id").created_at
+    RefundReview.objects.filter(order=same_moment).update(created_at=moment)
+
+    queue = refund_queue(filters=RefundQueueFilters())
+    assert [o.pk for o in queue.page.items] == [held_then_approved.pk, same_moment.pk]
+    assert [(t.currency, t.total, t.orders) for t in queue.totals] == [
+        ("USD", Decimal("5000.00"), 2)
+    ]
+    everything = refund_queue(filters=RefundQueueFilters(include_stopped=True))
+    assert len(everything.page.items) == 3
+    assert everything.totals[0].total == Decimal("7000.00")
+
+
+@pytest.mark.django_db
 def test_queue_pages_by_keyset_oldest_first():
     orders = [refundable_order(placed_days_ago=days) for days in (5, 4, 3)]
 
