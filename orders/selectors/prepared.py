@@ -16,18 +16,24 @@ compiles. A stand-in is a number; a text column receives it as its digits.
 `instances()` makes model objects of a query that selects `columns(Model)`,
 as a queryset would (`Model.from_db`).
 
-On PostgreSQL the server prepares it too, as every statement run often
-(settings: DATABASE_PREPARED_STATEMENTS): planning the order read's joins
-costs the server several times what running it does.
+On PostgreSQL the statement is also prepared on the server, once per
+connection (`statement_cursor`, which audit inserts use too): planning the
+order read's joins costs the server several times what running it does.
+Settings turn this on with the connection's `prepare_threshold` (see
+DATABASE_PREPARED_STATEMENTS); without it these are ordinary statements.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -38,6 +44,47 @@ _STAND_IN_BASE = 1_987_000_000
 
 
 _NUMBERS = itertools.count(1)
+
+
+class _Statement:
+    """What Django's query log reads of a psycopg cursor (`cursor._query.query`)."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: bytes) -> None:
+        self.query = query
+
+
+class PreparingCursor(psycopg.Cursor):  # type: ignore[type-arg]
+    """Binds parameters on the server and asks for every statement to be prepared
+    (psycopg prepares it on the connection unless its prepare_threshold is None).
+    Django's query log shows its statements with placeholders, not values."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("prepare", True)
+        result = super().execute(query, params, **kwargs)
+        # psycopg keeps no query of a prepared statement's run; the log gets the text.
+        self._query = _Statement(query.encode() if isinstance(query, str) else query)  # type: ignore[assignment]
+        return result
+
+
+@contextmanager
+def statement_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
+    """A cursor for a statement run many times with new values: on PostgreSQL
+    with prepared statements configured, one that prepares it (once per
+    connection); otherwise the connection's usual cursor. Wrapped as Django
+    wraps its own: it runs in the connection's transaction and is counted in
+    its query log (the query-count guards see it)."""
+    if connection.vendor != "postgresql" or (
+        connection.settings_dict["OPTIONS"].get("prepare_threshold") is None
+    ):
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    # Django's own wrapping of a new cursor (not in its stubs): debug log included.
+    with connection._prepare_cursor(PreparingCursor(connection.connection)) as cursor:  # type: ignore[attr-defined]
+        yield cursor
 
 
 def columns(model: type[Model]) -> tuple[str, ...]:
@@ -79,7 +126,7 @@ class Prepared:
         params = list(template)
         for name, place in zip(self._names, places, strict=True):
             params[place] = values[name]
-        with compiler.connection.cursor() as cursor:
+        with statement_cursor(compiler.connection) as cursor:
             cursor.execute(sql, params)
             fetched: Sequence[Any] = cursor.fetchall()
         if compiler.has_extra_select:  # ordering columns past the selected ones

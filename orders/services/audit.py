@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from orders.crypto import audit_keyring
 from orders.models import AuditChainHead, AuditEvent
+from orders.selectors.prepared import statement_cursor
 from orders.services.actors import Actor
 
 GENESIS = "0" * 64
@@ -213,7 +214,7 @@ def audit_records(events: Sequence[AuditEntry]) -> int:
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    with connection.cursor() as cursor:
+    with statement_cursor(connection) as cursor:  # prepared once per connection
         cursor.execute(_BULK_INSERT, [key_id, now, *columns])
     return len(events)
 

@@ -35,7 +35,7 @@ from orders.enums import (
 )
 from orders.errors import Conflict, ValidationFailed
 from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
-from orders.selectors.prepared import Prepared, columns
+from orders.selectors.prepared import Prepared, columns, statement_cursor
 from orders.services.actors import Actor
 from orders.services.audit import AuditEntry, audit_records
 from orders.services.fulfilment import order_fulfil_task
@@ -250,7 +250,7 @@ def _items_insert(unit: OrderItem, *, quantity: int) -> list[OrderItem]:
     # Only the model's quoted names go into the text; every value is a parameter.
     insert = f"INSERT INTO {table} ({inserted}) SELECT {', '.join(values)}"
     sql = f"{units} {insert} FROM unit RETURNING {returning}"
-    with connection.cursor() as cursor:
+    with statement_cursor(connection) as cursor:  # prepared once per connection
         cursor.execute(sql, [quantity, *params])
         rows = sorted(cursor.fetchall(), key=lambda row: row[1])
     # Made as a query's rows are (from_db with every column: the fast way).
