@@ -61,6 +61,7 @@ class _CachedCredential:
     client_id: int
     client_name: str
     active: bool
+    mode: str  # a test key's orders take the sandbox path, and no stock batch
 
     def principal(self) -> Principal:
         client = Client(id=self.client_id, name=self.client_name, is_active=True)
@@ -70,6 +71,7 @@ class _CachedCredential:
             client_id=self.client_id,
             public_key=self.public_key,
             secret_hash=self.secret_hash,
+            mode=self.mode,
         )
         credential._state.adding = False
         credential.client = client
@@ -80,9 +82,9 @@ def _load(
     *, public_key: str | None = None, credential_id: int | None = None
 ) -> _CachedCredential | None:
     if public_key is not None:
-        cache_key, lookup = f"api:cred:k:{public_key}", Q(public_key=public_key)
+        cache_key, lookup = ApiCredential.cache_key(public_key=public_key), Q(public_key=public_key)
     else:
-        cache_key, lookup = f"api:cred:i:{credential_id}", Q(pk=credential_id)
+        cache_key, lookup = ApiCredential.cache_key(pk=credential_id), Q(pk=credential_id)
     ttl = settings.API_CREDENTIAL_CACHE_SECONDS
     if ttl > 0:
         hit = cache.get(cache_key)
@@ -97,6 +99,7 @@ def _load(
             client_id=row.client_id,
             client_name=row.client.name,
             active=row.is_active,
+            mode=row.mode,
         )
         if row is not None
         else None
@@ -105,7 +108,10 @@ def _load(
         if found is None:
             cache.set(cache_key, False, timeout=ttl)
         else:  # by key and by id: a token call after a key call is warm too
-            keys = [f"api:cred:k:{found.public_key}", f"api:cred:i:{found.id}"]
+            keys = [
+                ApiCredential.cache_key(public_key=found.public_key),
+                ApiCredential.cache_key(pk=found.id),
+            ]
             cache.set_many(dict.fromkeys(keys, found), timeout=ttl)
     return found
 

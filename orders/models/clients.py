@@ -62,6 +62,12 @@ class ApiCredential(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None and self.client.is_active
 
+    @staticmethod
+    def cache_key(*, public_key: str | None = None, pk: int | None = None) -> str:
+        """The API's cache key of a credential looked up by key or by id (v2: the
+        entry carries the mode)."""
+        return f"api:cred:v2:k:{public_key}" if public_key is not None else f"api:cred:v2:i:{pk}"
+
 
 class Wallet(models.Model):
     """Prepaid balance of one client in one currency.

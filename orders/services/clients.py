@@ -58,7 +58,12 @@ def credential_revoke(*, credential_id: int, actor: Actor) -> ApiCredential:
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])
         # The API caches credential lookups for a few seconds; revoke at once.
-        cache.delete_many([f"api:cred:k:{credential.public_key}", f"api:cred:i:{credential.pk}"])
+        cache.delete_many(
+            [
+                ApiCredential.cache_key(public_key=credential.public_key),
+                ApiCredential.cache_key(pk=credential.pk),
+            ]
+        )
         audit_record(
             action="credential.revoke", actor=actor, data={"public_key": credential.public_key}
         )
