@@ -16,15 +16,21 @@ task row is inserted inside the transaction and commits with the write that
 caused it, in the same commit, and a rollback leaves no task. With any other
 backend (RQ, Celery) it falls back to `enqueue_on_commit`, since a job queued
 in another system could run before the commit. See docs/decisions/0003.
+
+Orders the worker's stock batcher delivers get no task: placing calls
+`ready_orders_wake` instead, and the batcher waits in `ready_orders_wait`
+(PostgreSQL LISTEN/NOTIFY: the wake-up is sent at commit and never for a
+rollback; other databases poll). See docs/decisions/0007.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, router, transaction
 from django.tasks import Task
 from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
@@ -61,3 +67,42 @@ def enqueue_with_transaction(
         enqueue(task, *args, run_after=run_after)
     else:
         enqueue_on_commit(task, *args, run_after=run_after)
+
+
+# The channel of "an order is ready for the stock batcher" (PostgreSQL NOTIFY).
+READY_ORDERS_CHANNEL = "starship_orders_ready"
+
+
+def ready_orders_wake() -> None:
+    """Wake the stock batchers once the current transaction commits (NOTIFY is
+    delivered at commit, and not at all after a rollback). Other databases have
+    no such channel: their batchers poll."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {READY_ORDERS_CHANNEL}")
+
+
+class ReadyOrdersListener:
+    """What a stock batcher waits on: on PostgreSQL its connection LISTENs (again
+    after a reconnect) and `wait` returns at the first wake-up, having taken
+    every one already sent, or after `timeout`; elsewhere `wait` sleeps `timeout`.
+    `stop` cuts a wait short."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._listening: object = None
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a wake-up came (False: the timeout passed, or no channel here)."""
+        if connection.vendor != "postgresql":
+            self.stop.wait(timeout)
+            return False
+        connection.ensure_connection()
+        pg = connection.connection
+        if self._listening is not pg:
+            pg.execute(f"LISTEN {READY_ORDERS_CHANNEL}")
+            self._listening = pg
+        woken = any(True for _ in pg.notifies(timeout=timeout, stop_after=1))
+        for _ in pg.notifies(timeout=0):  # the ones sent meanwhile: one batch takes them all
+            pass
+        return woken

@@ -320,6 +320,12 @@ TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", default=300)
 # Inventory fulfilment claims up to this many ready orders (PLACED, in stock)
 # per run and delivers them in one short transaction.
 FULFILMENT_BATCH_SIZE = env_int("FULFILMENT_BATCH_SIZE", default=50)
+# Live orders of stocked products are delivered by the worker's stock batcher
+# (`run_worker`), woken by each placed order on PostgreSQL and polling every
+# FULFILMENT_POLL_SECONDS otherwise, instead of a task per order. 0: a task per
+# order, as for every other kind of order.
+FULFILMENT_STOCK_BATCHER = env_bool("FULFILMENT_STOCK_BATCHER", default=True)
+FULFILMENT_POLL_SECONDS = float(env_decimal("FULFILMENT_POLL_SECONDS", default=Decimal("0.5")))
 # Diagnostics and crash tests only: seconds a stock batch waits before it
 # commits, so a kill can land inside it. 0 (the default) never waits.
 FULFILMENT_BATCH_HOLD_SECONDS = float(

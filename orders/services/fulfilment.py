@@ -7,14 +7,19 @@ transaction (a slow vendor never holds a lock). Each commit is a recovery
 point: a run killed after it resumes from there, one killed before it left
 nothing of that step behind.
 
-S. stock batch (`orders_deliver_from_stock`): ONE transaction claims ready
-   orders (PLACED, sold from stock, live, no lease; FOR NO KEY UPDATE SKIP
-   LOCKED, up to FULFILMENT_BATCH_SIZE from the task), allocates AVAILABLE,
-   unexpired vouchers (earliest expiry first, SKIP LOCKED) with one SELECT
-   per product and denomination, marks vouchers and items DELIVERED with one
-   UPDATE each, writes timeline, audit and webhook events in bulk and commits.
-   An order the stock cannot cover entirely is left for its own run. A
-   voucher is on at most one item (OrderItem.voucher is one-to-one).
+S. stock batch (`orders_deliver_ready`, run by the worker's stock batcher;
+   `order_fulfil_task` runs one too): ONE transaction claims ready orders
+   (PLACED, sold from stock, live, no lease, not handed to their own run;
+   FOR NO KEY UPDATE SKIP LOCKED, up to FULFILMENT_BATCH_SIZE), allocates
+   AVAILABLE, unexpired vouchers (earliest expiry first, SKIP LOCKED) with
+   one SELECT per product and denomination, marks vouchers and items
+   DELIVERED with one UPDATE each, writes timeline, audit and webhook events
+   in bulk and commits. An order the stock cannot cover entirely is handed
+   to its own run in the same commit: its task is queued and
+   `next_attempt_at` set, so no batch claims it again. A voucher is on at
+   most one item (OrderItem.voucher is one-to-one). Orders a batch takes
+   (`in_stock_batch`) get no task of their own when they are placed; the
+   recovery sweep gives one to any left PLACED for a lease.
 B. begin: take a lease on the order (`leased_until = now + TASK_LEASE_SECONDS`);
    a second run while the lease holds (a duplicated task) does nothing, and so
    does a run before the scheduled retry is due (`next_attempt_at`).
@@ -46,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -89,7 +95,7 @@ from orders.services.transitions import (
     orders_transition_held,
 )
 from orders.services.webhooks import webhook_event_emit, webhook_events_emit
-from orders.tasks import enqueue_on_commit
+from orders.tasks import enqueue_on_commit, enqueue_with_transaction
 from orders.vendors import get_adapter, get_operator, sandbox_scenario
 from orders.vendors.base import (
     RechargeResult,
@@ -148,7 +154,8 @@ def order_fulfil(*, order_id: int, batch_size: int = 1) -> Order:
     by `orders_deliver_from_stock` in one transaction, with up to
     `batch_size - 1` other ready orders.
     """
-    delivered, began = _stock_batch(order_id=order_id, limit=batch_size, begin=True)
+    batch = _stock_batch(order_id=order_id, limit=batch_size, begin=True)
+    delivered, began = batch.delivered, batch.began
     if order_id in delivered:
         return delivered[order_id]
     if began is None:
@@ -177,12 +184,25 @@ STOCKED_KINDS = [kind for kind in ProductKind.values if holds_stock(kind)]
 
 def _ready_for_stock(*, now: datetime) -> QuerySet[Order]:
     """Orders a stock batch may take: PLACED (no run has touched them), sold from
-    stock, live (test-mode orders take the simulated path), with no lease."""
+    stock, live (test-mode orders take the simulated path), with no lease, and
+    not handed to their own run (`next_attempt_at`). `in_stock_batch` is the
+    same rule for an order being placed."""
     return Order.objects.filter(
         ~lease_held_q(at=now),
         Q(credential__isnull=True) | Q(credential__mode=ApiCredential.Mode.LIVE),
         status=OrderStatus.PLACED,
         product_kind__in=STOCKED_KINDS,
+        next_attempt_at__isnull=True,
+    )
+
+
+def in_stock_batch(*, product_kind: str, credential: ApiCredential | None) -> bool:
+    """Whether a new order is left to the worker's stock batcher instead of a task
+    of its own: `_ready_for_stock` for an order just placed, with the batcher on."""
+    return (
+        settings.FULFILMENT_STOCK_BATCHER
+        and product_kind in STOCKED_KINDS
+        and (credential is None or credential.mode == ApiCredential.Mode.LIVE)
     )
 
 
@@ -235,12 +255,49 @@ def _chunks(ids: list[int]) -> list[list[int]]:
 
 def orders_deliver_from_stock(*, order_id: int | None = None, limit: int = 1) -> dict[int, Order]:
     """Deliver ready orders from stock in one transaction (see `_stock_batch`)."""
-    return _stock_batch(order_id=order_id, limit=limit, begin=False)[0]
+    return _stock_batch(order_id=order_id, limit=limit, begin=False).delivered
 
 
-def _stock_batch(
-    *, order_id: int | None, limit: int, begin: bool
-) -> tuple[dict[int, Order], Order | None]:
+def orders_deliver_ready(*, limit: int) -> int:
+    """One round of the stock batcher: deliver up to `limit` ready orders in one
+    transaction (see `_stock_batch`). Returns how many it claimed: `limit` means
+    more may be waiting."""
+    return _stock_batch(order_id=None, limit=limit, begin=False).claimed
+
+
+def orders_deliver_all_ready() -> int:
+    """Stock batches of FULFILMENT_BATCH_SIZE until no ready order is left (the
+    batcher of `run_worker --batch`); how many orders they claimed."""
+    batch, claimed = settings.FULFILMENT_BATCH_SIZE, 0
+    while (taken := orders_deliver_ready(limit=batch)) > 0:
+        claimed += taken
+        if taken < batch:
+            break
+    return claimed
+
+
+@dataclass(frozen=True)
+class _Batch:
+    delivered: dict[int, Order]
+    began: Order | None  # with begin=True: the run's own order, claimed, begun, not delivered
+    claimed: int
+
+
+def _hand_off(orders: list[Order], now: datetime) -> None:
+    """Give claimed orders the stock could not cover to their own runs, in the
+    batch's commit: a task each, and `next_attempt_at` so no batch claims them again.
+    With the batcher off every order was placed with its task: nothing to do (one
+    placed while it was on and left PLACED is the recovery sweep's)."""
+    if not orders or not settings.FULFILMENT_STOCK_BATCHER:
+        return
+    Order.objects.filter(pk__in=[order.pk for order in orders]).update(
+        next_attempt_at=now, updated_at=now
+    )
+    for order in orders:
+        enqueue_with_transaction(order_fulfil_task, order.pk)
+
+
+def _stock_batch(*, order_id: int | None, limit: int, begin: bool) -> _Batch:
     """Deliver ready orders from stock, set-based, in ONE short transaction.
 
     Claims up to `limit` ready orders (`order_id` first when it is ready) with
@@ -250,7 +307,7 @@ def _stock_batch(
     links items and vouchers with one UPDATE; writes the timeline (PLACED ->
     PENDING/PROCESSING -> DELIVERED/INVENTORY_FULFILLED), the allocation audit
     events and the webhook events in bulk. An order the stock cannot cover
-    entirely is left as it is, for its own run (inventory, then the vendor).
+    entirely is handed to its own run (inventory, then the vendor).
     Returns the delivered orders by id and, with `begin`, order `order_id`
     when it was claimed but not delivered: its run began (lease, PENDING/PROCESSING) in
     the same transaction (recovery points S and B in one commit). Statements
@@ -267,7 +324,7 @@ def _stock_batch(
             .order_by(first, "placed_at", "id")[: max(limit, 1)]
         )
         if not claimed:
-            return {}, None
+            return _Batch({}, None, 0)
         items: dict[int, list[int]] = {order.pk: [] for order in claimed}
         fresh = OrderItem.objects.filter(
             order_id__in=list(items), status=ItemStatus.PENDING, voucher__isnull=True, vendor_ref=""
@@ -298,8 +355,9 @@ def _stock_batch(
                 pairs += zip(items[order.pk], mine, strict=True)
         own = next((o for o in claimed if o.pk == order_id and o not in served), None)
         began = _begin_held(own) if begin and own is not None else None
+        _hand_off([o for o in claimed if o not in served and (o is not own or not begin)], now)
         if not served:
-            return {}, began
+            return _Batch({}, began, len(claimed))
         for chunk in _chunks([voucher_id for _, voucher_id in pairs]):
             Voucher.objects.filter(pk__in=chunk).update(
                 status=InventoryStatus.DELIVERED,
@@ -336,7 +394,7 @@ def _stock_batch(
         webhook_events_emit(orders=served, event=WebhookEvent.ORDER_DELIVERED)
         if settings.FULFILMENT_BATCH_HOLD_SECONDS > 0:  # diagnostics and crash tests only
             time.sleep(settings.FULFILMENT_BATCH_HOLD_SECONDS)
-    return {order.pk: order for order in served}, began
+    return _Batch({order.pk: order for order in served}, began, len(claimed))
 
 
 # --- One order, step by step ---------------------------------------------------

@@ -6,8 +6,10 @@ then inside it the order row (its debit's id reserved in the same INSERT), all
 its items in one INSERT ... SELECT, the timeline row, the debit (a conditional
 UPDATE of the balance and the ledger entry), the audit event (one INSERT) and
 the fulfilment task, which commits with the order when the queue is a table
-of this database. The wallet's row lock is taken late, so it is held only
-over the last three INSERTs and the commit.
+of this database; an order the worker's stock batcher takes (`in_stock_batch`)
+has no task, its NOTIFY wakes the batcher at commit instead. The wallet's row
+lock is taken late, so it is held only over the last three INSERTs and the
+commit.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from orders.models import ApiCredential, Client, Order, OrderItem, StatusChange
 from orders.selectors.prepared import Prepared, columns, statement_cursor
 from orders.services.actors import Actor
 from orders.services.audit import AuditEntry, audit_records
-from orders.services.fulfilment import order_fulfil_task
+from orders.services.fulfilment import in_stock_batch, order_fulfil_task
 from orders.services.pricing import Price, order_price
 from orders.services.wallets import NextEntryId, wallet_debit
-from orders.tasks import enqueue_with_transaction
+from orders.tasks import enqueue_with_transaction, ready_orders_wake
 
 PHONE_RE = re.compile(r"^\+?[0-9]{6,15}$")
 MAX_CANONICAL_AMOUNT = Decimal(10) ** 15
@@ -361,5 +363,8 @@ def _record(
             )
         ]
     )
-    enqueue_with_transaction(order_fulfil_task, order.pk)
+    if in_stock_batch(product_kind=product.kind, credential=credential):
+        ready_orders_wake()  # the worker's stock batcher delivers it
+    else:
+        enqueue_with_transaction(order_fulfil_task, order.pk)
     return _with_items(order, items)

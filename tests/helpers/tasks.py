@@ -17,6 +17,7 @@ from django.db import connection
 from django_tasks_db.management.commands.db_worker import Worker
 
 from orders.models import Order
+from orders.services.fulfilment import orders_deliver_all_ready
 from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -43,7 +44,10 @@ def wait_until(
 
 
 def run_ready_tasks() -> None:
-    """Run every ready task in this process, as one db_worker --batch would."""
+    """Deliver the ready orders from stock and run every ready task in this
+    process, as one `run_worker --batch` would."""
+    if settings.FULFILMENT_STOCK_BATCHER:
+        orders_deliver_all_ready()
     Worker(
         queue_names=["default"],
         interval=0,

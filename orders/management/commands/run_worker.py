@@ -4,10 +4,14 @@ A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
 recovery, voucher expiry, lost webhook deliveries and e-mails) at start and then every
 WORKER_SWEEP_SECONDS; a second one seals new audit events into their chains
 (`audit_seal`) every AUDIT_SEAL_SECONDS, at once again while a batch comes back
-full. The main thread runs the db_worker loop with its signal handling
-(SIGTERM/SIGINT finish the current task, then stop). Run as many as you like,
-on as many machines: tasks are claimed with SKIP LOCKED, sealers share the
-chains out with SKIP LOCKED, and every sweep is safe to run concurrently.
+full; a third, the stock batcher, delivers ready orders from stock
+(`orders_deliver_ready`, FULFILMENT_BATCH_SIZE at a time), woken by each
+placed order on PostgreSQL and every FULFILMENT_POLL_SECONDS anyway. The main
+thread runs the db_worker loop with its signal handling (SIGTERM/SIGINT
+finish the current task, then stop; the batcher finishes its batch). Run as
+many as you like, on as many machines: tasks and orders are claimed with
+SKIP LOCKED, sealers share the chains out with SKIP LOCKED, and every sweep
+is safe to run concurrently.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
 from orders.services.audit import audit_seal
+from orders.services.fulfilment import orders_deliver_all_ready, orders_deliver_ready
 from orders.services.recovery import maintenance_sweep
+from orders.tasks import ReadyOrdersListener
 
 logger = logging.getLogger("orders.worker")
 
@@ -61,6 +67,24 @@ def _seal_forever(stop: threading.Event, every: float) -> None:
         connection.close()
 
 
+def _deliver_forever(stop: threading.Event, every: float) -> None:
+    # Keeps its connection (it LISTENs on it); a new one after an error.
+    listener = ReadyOrdersListener(stop)
+    batch = settings.FULFILMENT_BATCH_SIZE
+    try:
+        while not stop.is_set():
+            try:
+                close_old_connections()
+                if orders_deliver_ready(limit=batch) < batch:  # none left: wait for more
+                    listener.wait(every)
+            except Exception:
+                logger.exception("stock batch failed; trying again next round")
+                connection.close()
+                stop.wait(every)
+    finally:
+        connection.close()
+
+
 class Command(BaseCommand):
     help = "Run the background worker (db_worker) with periodic recovery and expiry sweeps."
     # Checks belong to deploy time (`manage.py check --deploy`); a restarted worker starts fast.
@@ -79,7 +103,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch",
             action="store_true",
-            help="Sweep once, run every ready task, seal the audit events, then exit.",
+            help=(
+                "Sweep once, deliver the ready orders from stock, run every ready task, "
+                "seal the audit events, then exit."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -94,6 +121,8 @@ class Command(BaseCommand):
             worker_args.append(f"--worker-id={options['worker_id']}")
         if options["batch"]:
             maintenance_sweep()
+            if settings.FULFILMENT_STOCK_BATCHER:
+                orders_deliver_all_ready()
             call_command("db_worker", *worker_args, "--batch", verbosity=options["verbosity"])
             while audit_seal(limit=SEAL_BATCH):
                 pass
@@ -108,9 +137,19 @@ class Command(BaseCommand):
             name="audit-sealer",
             daemon=True,
         )
+        batcher = threading.Thread(
+            target=_deliver_forever,
+            args=(stop, float(settings.FULFILMENT_POLL_SECONDS)),
+            name="stock-batcher",
+            daemon=True,
+        )
         sweeper.start()
         sealer.start()
+        if settings.FULFILMENT_STOCK_BATCHER:
+            batcher.start()
         try:
             call_command("db_worker", *worker_args, verbosity=options["verbosity"])
         finally:
             stop.set()
+            if batcher.is_alive():
+                batcher.join(timeout=30)  # a batch in hand commits (or rolls back) first

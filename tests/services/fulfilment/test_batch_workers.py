@@ -30,24 +30,34 @@ def locked_vouchers(total: int) -> int:
         return total - len(list(free))
 
 
+@pytest.mark.parametrize("batcher", [True, False], ids=["stock-batcher", "task-per-order"])
 def test_a_worker_killed_inside_a_batch_allocates_nothing_twice_and_strands_nothing(
-    workers, buyer, product
+    workers, buyer, product, settings, batcher
 ):
+    settings.FULFILMENT_STOCK_BATCHER = batcher  # placing: no task, or a task each
+    flag = "1" if batcher else "0"
     stock(product, 20)
     orders = [buyer.place(product, f"KILLBATCH-{n}", quantity=2) for n in range(10)]
     ids = [o.pk for o in orders]
 
     # The batch waits before it commits: the kill lands inside it, every time.
-    first = workers.start(FULFILMENT_BATCH_HOLD_SECONDS="60", FULFILMENT_BATCH_SIZE="50")
+    first = workers.start(
+        FULFILMENT_BATCH_HOLD_SECONDS="60",
+        FULFILMENT_BATCH_SIZE="50",
+        FULFILMENT_STOCK_BATCHER=flag,
+    )
     wait_until(lambda: locked_vouchers(20) > 0, timeout=60, what="a batch holding vouchers")
     workers.kill(first)
 
-    assert DBTaskResult.objects.filter(status="RUNNING").exists()  # killed mid-task
+    if not batcher:
+        assert DBTaskResult.objects.filter(status="RUNNING").exists()  # killed mid-task
     assert set(Order.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"PLACED"}
     assert Voucher.objects.filter(status="AVAILABLE").count() == 20  # the batch rolled back
     assert not OrderItem.objects.filter(order_id__in=ids).exclude(voucher=None).exists()
 
-    workers.start(FULFILMENT_BATCH_SIZE="3")  # the lease (2 s) runs out, recovery resumes
+    # The next worker's batcher takes the orders at once; a dead task waits for
+    # its lease (2 s) to run out, then recovery runs it again.
+    workers.start(FULFILMENT_BATCH_SIZE="3", FULFILMENT_STOCK_BATCHER=flag)
     wait_until(lambda: all_terminal(ids), timeout=90, what="every order to finish")
     wait_until(
         lambda: not DBTaskResult.objects.filter(status="RUNNING").exists(),
@@ -55,9 +65,10 @@ def test_a_worker_killed_inside_a_batch_allocates_nothing_twice_and_strands_noth
         what="the dead worker's task to be recovered",
     )
 
-    assert DBTaskResult.objects.filter(
-        exception_class_path="orders.services.recovery.TaskLeaseExpired"
-    ).exists()
+    if not batcher:
+        assert DBTaskResult.objects.filter(
+            exception_class_path="orders.services.recovery.TaskLeaseExpired"
+        ).exists()
     assert set(Order.objects.filter(pk__in=ids).values_list("sub_status", flat=True)) == {
         "INVENTORY_FULFILLED"
     }
