@@ -11,6 +11,7 @@ most once a minute. Every failure answers the same 401.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -79,14 +80,16 @@ class _CachedCredential:
 
 
 def _load(
-    *, public_key: str | None = None, credential_id: int | None = None
+    *, public_key: str | None = None, credential_id: int | None = None, read_cache: bool = True
 ) -> _CachedCredential | None:
+    """The credential by key or id, from the cache (unless the caller has just
+    read it there and missed) or from the database, which then fills the cache."""
     if public_key is not None:
         cache_key, lookup = ApiCredential.cache_key(public_key=public_key), Q(public_key=public_key)
     else:
         cache_key, lookup = ApiCredential.cache_key(pk=credential_id), Q(pk=credential_id)
     ttl = settings.API_CREDENTIAL_CACHE_SECONDS
-    if ttl > 0:
+    if ttl > 0 and read_cache:
         hit = cache.get(cache_key)
         if hit is not None:
             return hit or None  # False caches "no such credential"
@@ -171,37 +174,74 @@ def token_issue(*, principal: Principal) -> IssuedToken:
     )
 
 
-def token_authenticate(token: str) -> Principal:
-    """The active credential a valid, unexpired token names, or Unauthorized."""
+# Verified tokens by digest of (signing key, token): a token is immutable, so a
+# second call needs only its expiry checked, not its signature. Cleared when full.
+_VERIFIED_MAX = 4096
+_verified: dict[bytes, tuple[int, int]] = {}
+
+
+def token_credential_id(token: str) -> int:
+    """The credential id a valid, unexpired token names, or Unauthorized. Whether
+    that credential is active is the caller's to check."""
+    key = _signing_key()
+    digest = hashlib.sha256(key + token.encode()).digest()
+    hit = _verified.get(digest)
+    if hit is not None and hit[1] > time.time():
+        return hit[0]
     try:
         claims = jwt.decode(
             token,
-            _signing_key(),
+            key,
             algorithms=[JWT_ALGORITHM],
             audience=JWT_AUDIENCE,
             issuer=JWT_ISSUER,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
-        credential_id = int(claims["sub"])
+        credential_id, expires = int(claims["sub"]), int(claims["exp"])
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise Unauthorized() from None
     if not 0 < credential_id < 2**63:
         raise Unauthorized()
-    found = _load(credential_id=credential_id)
-    if found is None or not found.active:
-        raise Unauthorized()
-    return found.principal()
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[digest] = (credential_id, expires)
+    return credential_id
 
 
 def _admit(request: HttpRequest, principal: Principal) -> Principal:
     """Count the request; record last use at most once a minute per credential
     (no write per request), claimed in the rate limiter's round trip."""
     credential_id = principal.credential.pk
-    if ratelimit.credential_hit(
+    admission = ratelimit.credential_admit(
         request, credential_id=credential_id, claim=_touch_key(credential_id)
-    ):
+    )
+    admission.check(request)
+    if admission.claimed:
         _touch(credential_id)
     return principal
+
+
+def _admit_token(request: HttpRequest, credential_id: int) -> Principal:
+    """A token's request in one cache round trip: its credential's cache entry is
+    read in the rate limiter's script. A credential that is missing or inactive
+    answers 401 before any limit is looked at; a cache miss reads the database."""
+    fetch = (
+        ApiCredential.cache_key(pk=credential_id)
+        if settings.API_CREDENTIAL_CACHE_SECONDS > 0
+        else None
+    )
+    admission = ratelimit.credential_admit(
+        request, credential_id=credential_id, claim=_touch_key(credential_id), fetch=fetch
+    )
+    found = admission.fetched
+    if found is None:
+        found = _load(credential_id=credential_id, read_cache=False)
+    if not found or not found.active:  # False: cached as "no such credential"
+        raise Unauthorized()
+    admission.check(request)
+    if admission.claimed:
+        _touch(credential_id)
+    return found.principal()
 
 
 class ApiKeyAuth(AuthBase):
@@ -236,7 +276,7 @@ class BearerAuth(AuthBase):
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized()
-        return _admit(request, token_authenticate(token.strip()))
+        return _admit_token(request, token_credential_id(token.strip()))
 
 
 def token_auth_admit(request: HttpRequest, principal: Principal) -> Principal:

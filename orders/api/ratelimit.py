@@ -2,10 +2,15 @@
 
 Each window is one cache key per (credential, window start), created with
 INCR with a TTL set on the first count — atomic on Redis, so the limits hold
-across gunicorn workers, and one pipelined round trip for all of a request's
-windows (other cache backends: `cache.add` + `cache.incr`). Every authenticated response carries
-X-RateLimit-Limit / -Remaining / -Reset for the tightest window; a refused
-request gets 429 `rate_limited` with Retry-After.
+across gunicorn workers (other cache backends: `cache.add` + `cache.incr`).
+On Redis one script does all of a request's work in one round trip
+(`credential_admit`): it reads the credential's cache entry, counts the
+credential's windows, claims the once-a-minute last-use write and, for an
+order read, counts the order's window — unless a credential window already
+refused the request, so a refused request does not count against the order.
+Every authenticated response carries X-RateLimit-Limit / -Remaining / -Reset
+for the tightest window; a refused request gets 429 `rate_limited` with
+Retry-After.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
@@ -22,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase
 from orders.errors import RateLimited
 
 _STATE_ATTR = "_api_rate_windows"
+_SCOPES_ATTR = "_api_rate_scopes"
 
 
 @dataclass(frozen=True)
@@ -41,42 +48,126 @@ class Window:
         return self.count > self.limit
 
 
-def _hits(
-    scope: str, specs: list[tuple[str, int, int]], *, claim: tuple[str, int] | None = None
-) -> tuple[list[Window], bool]:
-    """Count one request in each (name, limit, seconds) window of `scope`. With
-    `claim` (key, seconds): also add that key if absent, in the same round trip;
-    the second value says whether this request added it."""
+# One round trip on Redis. KEYS: the entry to read (when ARGV[1] is "1"), one
+# key per window, the claim's key (when ARGV[2] > 0). ARGV[3..]: for each
+# window its TTL, limit and group; a window of a later group than one that is
+# exceeded is not counted (-1). Returns the entry (or false), whether the claim
+# was added, and the counts.
+_ADMIT_LUA = """
+local k = 1
+local fetched = false
+if ARGV[1] == '1' then
+  fetched = redis.call('GET', KEYS[1])
+  k = 2
+end
+local counts = {}
+local refused = nil
+for w = 1, (#ARGV - 2) / 3 do
+  local base = 3 * w
+  local group = tonumber(ARGV[base + 2])
+  if refused ~= nil and group > refused then
+    counts[w] = -1
+  else
+    local count = redis.call('INCR', KEYS[k])
+    if count == 1 then
+      redis.call('EXPIRE', KEYS[k], ARGV[base])
+    end
+    counts[w] = count
+    if refused == nil and count > tonumber(ARGV[base + 1]) then
+      refused = group
+    end
+  end
+  k = k + 1
+end
+local claimed = 0
+if tonumber(ARGV[2]) > 0 and redis.call('SET', KEYS[k], '1', 'EX', ARGV[2], 'NX') then
+  claimed = 1
+end
+return {fetched, claimed, counts}
+"""
+_scripts: dict[int, Any] = {}  # redis client id -> its registered script
+
+
+@dataclass(frozen=True)
+class _Spec:
+    scope: str
+    name: str
+    limit: int
+    seconds: int
+    group: int  # counted only while no window of an earlier group is exceeded
+
+    def key(self, now: float) -> tuple[str, int]:
+        start = int(now // self.seconds) * self.seconds
+        return f"api:rl:{self.scope}:{self.name}:{start}", start
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What one round trip counted: the entry read (None: absent), whether the
+    claim was added, and the windows counted (not those skipped)."""
+
+    fetched: Any
+    claimed: bool
+    windows: list[Window]
+    scopes: frozenset[str]  # of the windows counted
+
+    def check(self, request: HttpRequest) -> None:
+        """Raise RateLimited if a counted window is exceeded; remember them for
+        the response's headers and for `order_read_hit`."""
+        counted: set[str] = getattr(request, _SCOPES_ATTR, set())
+        setattr(request, _SCOPES_ATTR, counted | self.scopes)
+        _check(request, self.windows)
+
+
+def _count_all(
+    specs: list[_Spec], *, fetch: str | None = None, claim: tuple[str, int] | None = None
+) -> Admission:
     now = time.time()
-    keys, windows = [], []
-    for name, _, seconds in specs:
-        start = int(now // seconds) * seconds
-        keys.append((f"api:rl:{scope}:{name}:{start}", seconds, start))
+    keys = [spec.key(now) for spec in specs]
     backend = caches[DEFAULT_CACHE_ALIAS]  # `cache` is a proxy: isinstance needs the backend
-    claimed = False
     if isinstance(backend, RedisCache):
-        # One round trip for every window: INCR, and a TTL on the key's first count.
         client = backend._cache.get_client(write=True)
-        pipe = client.pipeline(transaction=False)
-        for key, seconds, _ in keys:
-            stored = backend.make_and_validate_key(key)
-            pipe.incr(stored)
-            pipe.expire(stored, seconds + 5, nx=True)
+        script = _scripts.get(id(client))
+        if script is None:
+            script = _scripts[id(client)] = client.register_script(_ADMIT_LUA)
+        script_keys = [backend.make_and_validate_key(fetch)] if fetch is not None else []
+        script_keys += [backend.make_and_validate_key(key) for key, _ in keys]
+        args: list[Any] = ["1" if fetch is not None else "0", claim[1] if claim else 0]
+        for spec in specs:
+            args += [spec.seconds + 5, spec.limit, spec.group]
         if claim is not None:
-            pipe.set(backend.make_and_validate_key(claim[0]), 1, ex=claim[1], nx=True)
-        answers = pipe.execute()
-        counts = answers[: 2 * len(keys) : 2]
-        claimed = claim is not None and bool(answers[-1])
+            script_keys.append(backend.make_and_validate_key(claim[0]))
+        raw, claimed_flag, counts = script(keys=script_keys, args=args)
+        serializer = backend._cache._serializer  # type: ignore[attr-defined]  # Django's own
+        fetched = serializer.loads(raw) if raw else None
+        claimed = bool(claimed_flag)
     else:
-        counts = [_count(key, seconds) for key, seconds, _ in keys]
-        if claim is not None:
-            claimed = cache.add(claim[0], 1, timeout=claim[1])
-    for (name, limit, seconds), (_, _, start), count in zip(specs, keys, counts, strict=True):
-        reset_in = max(1, math.ceil(start + seconds - now))
+        fetched = cache.get(fetch) if fetch is not None else None
+        counts, refused = [], None
+        for spec, (key, _) in zip(specs, keys, strict=True):
+            if refused is not None and spec.group > refused:
+                counts.append(-1)
+                continue
+            counts.append(_count(key, spec.seconds))
+            if refused is None and counts[-1] > spec.limit:
+                refused = spec.group
+        claimed = claim is not None and cache.add(claim[0], 1, timeout=claim[1])
+    windows, scopes = [], set()
+    for spec, (_, start), count in zip(specs, keys, counts, strict=True):
+        if count < 0:
+            continue
+        reset_in = max(1, math.ceil(start + spec.seconds - now))
         windows.append(
-            Window(name=name, limit=limit, seconds=seconds, count=int(count), reset_in=reset_in)
+            Window(
+                name=spec.name,
+                limit=spec.limit,
+                seconds=spec.seconds,
+                count=int(count),
+                reset_in=reset_in,
+            )
         )
-    return windows, claimed
+        scopes.add(spec.scope)
+    return Admission(fetched=fetched, claimed=claimed, windows=windows, scopes=frozenset(scopes))
 
 
 def _count(key: str, seconds: int) -> int:
@@ -102,29 +193,60 @@ def _check(request: HttpRequest, windows: list[Window]) -> None:
         )
 
 
-def credential_hit(request: HttpRequest, *, credential_id: int, claim: str | None = None) -> bool:
-    """Count one request of a credential; raise RateLimited over 200/min or 20/10 s.
-    With `claim`, also add that cache key for a minute if absent (same round
-    trip) and return whether this request added it."""
-    windows, claimed = _hits(
-        f"c{credential_id}",
-        [
-            ("minute", settings.API_RATE_LIMIT_PER_MINUTE, 60),
-            ("burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10),
-        ],
-        claim=(claim, 60) if claim is not None else None,
+def _credential_specs(credential_id: int) -> list[_Spec]:
+    scope = f"c{credential_id}"
+    return [
+        _Spec(scope, "minute", settings.API_RATE_LIMIT_PER_MINUTE, 60, group=0),
+        _Spec(scope, "burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10, group=0),
+    ]
+
+
+def _order_spec(credential_id: int, order_id: int) -> _Spec:
+    return _Spec(
+        f"c{credential_id}:o{order_id}",
+        "order",
+        settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR,
+        3600,
+        group=1,
     )
-    _check(request, windows)
-    return claimed
+
+
+# The URL name of GET /api/v1/orders/{id}: its window is counted with the credential's.
+ORDER_DETAIL_ROUTE = "order_detail"
+
+
+def _route_specs(request: HttpRequest, credential_id: int) -> list[_Spec]:
+    """The windows of the route being called that can be counted up front."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.url_name != ORDER_DETAIL_ROUTE or request.method != "GET":
+        return []
+    order_id = str(match.kwargs.get("id", ""))
+    if not order_id.isdigit() or not 0 < int(order_id) < 2**63:
+        return []  # the view answers 422; nothing to count against an order
+    return [_order_spec(credential_id, int(order_id))]
+
+
+def credential_admit(
+    request: HttpRequest, *, credential_id: int, claim: str, fetch: str | None = None
+) -> Admission:
+    """Count one request of a credential (200/min, 20/10 s) and, for an order
+    read, of that order (60 an hour); add `claim` for a minute if absent; read
+    `fetch` — on Redis all in one round trip. The caller decides what comes
+    first, then calls `Admission.check` (RateLimited)."""
+    return _count_all(
+        _credential_specs(credential_id) + _route_specs(request, credential_id),
+        fetch=fetch,
+        claim=(claim, 60),
+    )
 
 
 def order_read_hit(request: HttpRequest, *, credential_id: int, order_id: int) -> None:
-    """Count one read of one order; raise RateLimited over 60 reads per hour."""
-    windows, _ = _hits(
-        f"c{credential_id}:o{order_id}",
-        [("order", settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR, 3600)],
-    )
-    _check(request, windows)
+    """Count one read of one order; raise RateLimited over 60 reads per hour.
+    Nothing more to do when `credential_admit` counted it already."""
+    spec = _order_spec(credential_id, order_id)
+    if spec.scope in getattr(request, _SCOPES_ATTR, set()):
+        return
+    _count_all([spec]).check(request)
 
 
 def add_headers(request: HttpRequest, response: HttpResponseBase) -> None:

@@ -132,3 +132,61 @@ def test_token_requests_count_against_the_credential(shop, settings, redis_cache
         for _ in range(3)
     ]
     assert codes == [200, 200, 429]
+
+
+def _bearer(shop) -> dict[str, str]:
+    response = shop.http.post(
+        "/api/v1/auth/token",
+        {"api_key": shop.credential.public_key, "api_secret": shop.secret},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _token_get(shop, headers, path):
+    return shop.http.get(path, headers=headers)
+
+
+def test_a_token_read_counts_once_against_its_order_and_a_refused_one_not_at_all(
+    shop, product, settings, redis_cache
+):
+    settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR = 5
+    settings.API_RATE_LIMIT_PER_10_SECONDS = 4
+    order_id = shop.post("/api/v1/orders", order_body(product)).json()["id"]
+    bearer = _bearer(shop)  # the token call and the POST were the credential's 1st and 2nd
+    reads = [_token_get(shop, bearer, f"/api/v1/orders/{order_id}") for _ in range(3)]
+
+    assert [r.status_code for r in reads] == [200, 200, 429]  # the burst window: 4 in 10 s
+    # The order's window saw the two reads that got through, each once.
+    assert [r["X-RateLimit-Remaining"] for r in reads[:2]] == ["1", "0"]  # burst: 4 - 3, 4 - 4
+    (order_key,) = redis_cache.keys(f"*api:rl:c{shop.credential.pk}:o{order_id}:order:*")
+    assert int(redis_cache.get(order_key)) == 2
+
+
+def test_a_token_read_over_the_order_limit_is_refused_until_the_hour(
+    shop, product, settings, redis_cache
+):
+    settings.API_RATE_LIMIT_ORDER_READS_PER_HOUR = 2
+    order_id = shop.post("/api/v1/orders", order_body(product)).json()["id"]
+    bearer = _bearer(shop)
+    reads = [_token_get(shop, bearer, f"/api/v1/orders/{order_id}") for _ in range(3)]
+    assert [r.status_code for r in reads] == [200, 200, 429]
+    assert reads[1]["X-RateLimit-Limit"] == "2"
+    assert int(reads[2]["Retry-After"]) > 10  # the hourly window, not the burst one
+    assert _token_get(shop, bearer, "/api/v1/wallet").status_code == 200
+
+
+def test_a_revoked_credentials_token_answers_401_even_over_its_limit(
+    shop, settings, redis_cache, system_actor
+):
+    from orders.services.clients import credential_revoke
+
+    settings.API_RATE_LIMIT_PER_10_SECONDS = 2
+    bearer = _bearer(shop)
+    codes = [_token_get(shop, bearer, "/api/v1/wallet").status_code for _ in range(2)]
+    assert codes == [200, 429]
+    credential_revoke(credential_id=shop.credential.pk, actor=system_actor)
+    refused = _token_get(shop, bearer, "/api/v1/wallet")
+    assert refused.status_code == 401
+    assert "X-RateLimit-Limit" not in refused

@@ -234,6 +234,7 @@ def order_list_view(
     "/{id}",
     response={200: OrderDetailOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Get order details",
+    url_name=ratelimit.ORDER_DETAIL_ROUTE,  # its window is counted with the credential's
 )
 def order_detail(
     request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -247,7 +248,9 @@ def order_detail(
     # committed before the answer is written. An order of more than DETAIL_CHUNK
     # units is streamed: its vouchers are read and decrypted a chunk at a time.
     principal = request.auth  # type: ignore[attr-defined]
-    ratelimit.order_read_hit(request, credential_id=principal.credential.pk, order_id=id)
+    ratelimit.order_read_hit(  # counted already when the credential was (one round trip)
+        request, credential_id=principal.credential.pk, order_id=id
+    )
     try:
         reveal = order_detail_reveal(
             client_id=principal.client.pk, order_id=id, actor=principal.actor(request)
