@@ -192,6 +192,8 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+# A load balancer probes over plain HTTP inside the network: no HTTPS redirect there.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Production (DEBUG off) is secure by default: HTTPS redirect, HSTS, Secure
 # cookies. Opt out explicitly for plain HTTP on loopback (SECURE_SSL_REDIRECT=0
 # SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0); behind a TLS-terminating proxy set
@@ -333,6 +335,12 @@ FULFILMENT_BATCH_HOLD_SECONDS = float(
 )
 # How often `run_worker` runs the recovery, expiry and webhook sweeps.
 WORKER_SWEEP_SECONDS = env_int("WORKER_SWEEP_SECONDS", default=30)
+# How often each `run_worker` records its heartbeat (one row per process).
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", default=10)
+# /readyz warns (and stays 200) when the newest worker heartbeat is older than
+# this, or the oldest ready task or placed order has waited longer than that.
+READYZ_WORKER_MAX_AGE_SECONDS = env_int("READYZ_WORKER_MAX_AGE_SECONDS", default=60)
+READYZ_TASK_MAX_AGE_SECONDS = env_int("READYZ_TASK_MAX_AGE_SECONDS", default=300)
 # Webhooks: first retry after WEBHOOK_RETRY_BASE_SECONDS, doubling (capped at
 # an hour), until WEBHOOK_RETRY_HOURS after the event; each POST times out.
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)

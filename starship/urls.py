@@ -1,4 +1,4 @@
-"""URL configuration: admin, API, dashboard."""
+"""URL configuration: health, admin, API, dashboard."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -6,8 +6,12 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from orders.api.api import api, api_not_found
+from starship.health import healthz, readyz
 
 urlpatterns = [
+    # --- Health: liveness and readiness, for load balancers (no sign-in) ---
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     # --- API: v1, then JSON 404 for anything else under /api/ ---
     path("api/v1/", api.urls),

@@ -8,7 +8,6 @@ import http.client
 import os
 import re
 import secrets
-import socket
 import subprocess
 import threading
 import time
@@ -18,13 +17,9 @@ from pathlib import Path
 import pytest
 from django.test import RequestFactory
 
+from tests.helpers.net import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(port: int, path: str) -> tuple[int, str, bytes]:
@@ -40,7 +35,7 @@ def _get(port: int, path: str) -> tuple[int, str, bytes]:
 @pytest.fixture
 def gunicorn_without_collectstatic(tmp_path: Path) -> Iterator[int]:
     """gunicorn with DEBUG off on 127.0.0.1, STATIC_ROOT an empty directory."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_DEBUG"}}
     env.update(
         DJANGO_SETTINGS_MODULE="starship.settings",

@@ -11,6 +11,7 @@ from orders.models.clients import (
 )
 from orders.models.inventory import ImportBatch, Voucher
 from orders.models.notifications import DeliveryEmail
+from orders.models.operations import WorkerHeartbeat
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
 from orders.models.rollups import (
     LedgerDayRollup,
@@ -55,4 +56,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WorkerHeartbeat",
 ]

@@ -28,6 +28,7 @@ from orders.services.audit import audit_record
 from tests.factories import ProductFactory
 from tests.helpers.api import make_api_user, order_body
 from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE, client_for
+from tests.helpers.net import free_port
 from tests.helpers.tasks import run_ready_tasks, wait_until
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -44,13 +45,6 @@ def use_smtp(settings: Any, *, port: int, timeout: float = 1, attempts: int = 1)
             "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": timeout},
         }
     }
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class SilentSmtp:

@@ -4,7 +4,8 @@ A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
 recovery, voucher expiry, lost webhook deliveries and e-mails) at start and then every
 WORKER_SWEEP_SECONDS; a second one seals new audit events into their chains
 (`audit_seal`) every AUDIT_SEAL_SECONDS, at once again while a batch comes back
-full; a third, the stock batcher, delivers ready orders from stock
+full, and records the process's heartbeat every WORKER_HEARTBEAT_SECONDS (what
+`/readyz` reports); a third, the stock batcher, delivers ready orders from stock
 (`orders_deliver_ready`, FULFILMENT_BATCH_SIZE at a time), woken by each
 placed order on PostgreSQL and every FULFILMENT_POLL_SECONDS anyway. The main
 thread runs the db_worker loop with its signal handling (SIGTERM/SIGINT
@@ -27,6 +28,7 @@ from django.db import close_old_connections, connection
 
 from orders.services.audit import audit_seal
 from orders.services.fulfilment import orders_deliver_all_ready, orders_deliver_ready
+from orders.services.heartbeats import Heart
 from orders.services.recovery import maintenance_sweep
 from orders.tasks import ReadyOrdersListener
 
@@ -50,13 +52,18 @@ def _sweep_forever(stop: threading.Event, every: float) -> None:
 SEAL_BATCH = 5000
 
 
-def _seal_forever(stop: threading.Event, every: float) -> None:
+def _seal_forever(stop: threading.Event, every: float, heart: Heart | None = None) -> None:
     # Keeps its connection between rounds (one a second); a new one after an error.
+    # Beats the worker's heartbeat too (`run_worker`): a sealer that cannot reach the database
+    # (or has died) stops it, which /readyz reports.
+    beat_every = float(settings.WORKER_HEARTBEAT_SECONDS)
     try:
         while not stop.is_set():
             sealed = 0
             try:
                 close_old_connections()
+                if heart is not None:
+                    heart.beat(every=beat_every)
                 sealed = audit_seal(limit=SEAL_BATCH)
             except Exception:
                 logger.exception("audit seal failed; trying again next round")
@@ -133,7 +140,11 @@ class Command(BaseCommand):
         )
         sealer = threading.Thread(
             target=_seal_forever,
-            args=(stop, float(settings.AUDIT_SEAL_SECONDS)),
+            args=(
+                stop,
+                float(settings.AUDIT_SEAL_SECONDS),
+                Heart.for_process(options["worker_id"]),
+            ),
             name="audit-sealer",
             daemon=True,
         )
