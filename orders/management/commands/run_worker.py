@@ -154,6 +154,15 @@ class Command(BaseCommand):
             name="stock-batcher",
             daemon=True,
         )
+        if settings.FULFILMENT_STOCK_BATCHER:
+            # Orders placed while no worker ran go out from stock before the first
+            # sweep, which would otherwise queue a recovery task for each of them.
+            try:
+                orders_deliver_all_ready()
+            except Exception:
+                logger.exception("stock batch at start failed; the batcher tries again")
+            finally:
+                connection.close()
         sweeper.start()
         sealer.start()
         if settings.FULFILMENT_STOCK_BATCHER:

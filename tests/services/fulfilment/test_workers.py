@@ -38,13 +38,17 @@ def test_two_workers_at_once_never_process_one_order_twice(
     assert sorted(starts.values_list("order_id", flat=True)) == sorted(ids)  # one start each
     runs = DBTaskResult.objects.filter(task_path=order_fulfil_task.module_path)
     claims = [(r.args_kwargs["args"], r.worker_ids, r.status) for r in runs]
-    assert all(len(r.worker_ids) == 1 for r in runs), f"a task was claimed twice: {claims}"
-    assert set(runs.values_list("status", flat=True)) <= {"SUCCESSFUL"}
+    # No task claimed by two workers. (A task the startup sweep queued as a backstop
+    # for an order the batcher then delivered may still wait, READY: it would find
+    # its order delivered and do nothing.)
+    assert all(len(r.worker_ids) <= 1 for r in runs), f"a task was claimed twice: {claims}"
     if not batcher:  # one task per order, each run once
+        assert set(runs.values_list("status", flat=True)) == {"SUCCESSFUL"}
         assert runs.count() == len(ids)
         per_order = runs.values("args_kwargs__args__0").annotate(n=Count("id"))
         assert all(row["n"] == 1 for row in per_order)
     else:  # orders the stock could not cover were handed to a task of their own
+        assert set(runs.values_list("status", flat=True)) <= {"SUCCESSFUL", "READY"}
         vendor_sold = Order.objects.filter(pk__in=ids).exclude(sub_status="INVENTORY_FULFILLED")
         handed = set(runs.values_list("args_kwargs__args__0", flat=True))
         assert set(vendor_sold.values_list("pk", flat=True)) <= handed
