@@ -43,5 +43,9 @@ _LEVEL = env("LOG_LEVEL", default="WARNING")
 LOGGING = {
     **LOGGING,
     "root": {"handlers": ["console"], "level": _LEVEL},
-    "loggers": {**LOGGING["loggers"], "django": {**LOGGING["loggers"]["django"], "level": _LEVEL}},
+    "loggers": {
+        **LOGGING["loggers"],
+        "django": {**LOGGING["loggers"]["django"], "level": _LEVEL},
+        "starship.request": {"level": _LEVEL},  # no line per request under load
+    },
 }

@@ -36,12 +36,16 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from orders import logs
+
 
 def enqueue(task: Task[Any, Any], *args: int, run_after: datetime | None = None) -> None:
     """Queue `task` with `args`; it runs at `run_after` at the earliest (at once when
-    that is not in the future)."""
+    that is not in the future). The request id of the log context goes with it."""
     later = run_after is not None and run_after > timezone.now()
-    (task.using(run_after=run_after) if later else task).enqueue(*args)
+    request_id = logs.current("request_id")
+    kwargs = {"request_id": request_id} if request_id else {}
+    (task.using(run_after=run_after) if later else task).enqueue(*args, **kwargs)
 
 
 def enqueue_on_commit(task: Task[Any, Any], *args: int, run_after: datetime | None = None) -> None:

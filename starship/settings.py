@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from starship.env import env, env_bool, env_decimal, env_int, env_list
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "orders.logs.RequestLogMiddleware",  # first: its line covers every answer
     "django.middleware.security.SecurityMiddleware",
     "starship.middleware.StaticFilesMiddleware",
     "starship.middleware.NoStoreMiddleware",
@@ -361,11 +363,34 @@ API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", default=5
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", default=1024 * 1024)
 
 # --- Logging ----------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request
+# id, user / credential / order id); plain text otherwise (orders/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "orders.logs.LogContext"},
+        "drop_logged_refusals": {"()": "orders.logs.DropLoggedRefusals"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "timestamp": "time",  # ISO 8601, UTC
+            "rename_fields": {"levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "drop_logged_refusals"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Replaces Django's default "django" logger, whose own console handler
@@ -373,5 +398,7 @@ LOGGING = {
         # django.* now reaches the root handler only.
         "django": {"handlers": [], "level": env("LOG_LEVEL", default="INFO")},
         "django.db.backends": {"level": "WARNING"},
+        # One line per request (orders.logs.RequestLogMiddleware).
+        "starship.request": {"level": env("REQUEST_LOG_LEVEL", default="INFO")},
     },
 }

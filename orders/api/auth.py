@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from ninja.security.base import AuthBase
 
+from orders import logs
 from orders.api import ratelimit
 from orders.api.errors import Unauthorized
 from orders.models import ApiCredential, Client
@@ -212,6 +213,7 @@ def _admit(request: HttpRequest, principal: Principal) -> Principal:
     """Count the request; record last use at most once a minute per credential
     (no write per request), claimed in the rate limiter's round trip."""
     credential_id = principal.credential.pk
+    logs.bind(credential_id=credential_id)
     admission = ratelimit.credential_admit(
         request, credential_id=credential_id, claim=_touch_key(credential_id)
     )
@@ -225,6 +227,7 @@ def _admit_token(request: HttpRequest, credential_id: int) -> Principal:
     """A token's request in one cache round trip: its credential's cache entry is
     read in the rate limiter's script. A credential that is missing or inactive
     answers 401 before any limit is looked at; a cache miss reads the database."""
+    logs.bind(credential_id=credential_id)
     fetch = (
         ApiCredential.cache_key(pk=credential_id)
         if settings.API_CREDENTIAL_CACHE_SECONDS > 0

@@ -62,6 +62,7 @@ from django.db.models.functions import Coalesce
 from django.tasks import task
 from django.utils import timezone
 
+from orders import logs
 from orders.enums import (
     InventoryStatus,
     ItemStatus,
@@ -140,10 +141,12 @@ def _move(order: Order, status: OrderStatus, sub_status: SubStatus, note: str = 
 
 
 @task
-def order_fulfil_task(order_id: int) -> None:
+def order_fulfil_task(order_id: int, request_id: str = "") -> None:
     """Fulfil a placed order (inventory first, then the vendor); ready orders from
-    stock are delivered in batches of FULFILMENT_BATCH_SIZE with it."""
-    order_fulfil(order_id=order_id, batch_size=settings.FULFILMENT_BATCH_SIZE)
+    stock are delivered in batches of FULFILMENT_BATCH_SIZE with it. Logged with
+    the id of the request that queued it."""
+    with logs.bound(request_id=request_id or None, order_id=order_id):
+        order_fulfil(order_id=order_id, batch_size=settings.FULFILMENT_BATCH_SIZE)
 
 
 def order_fulfil(*, order_id: int, batch_size: int = 1) -> Order:

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
 
+from orders import logs
 from orders.enums import DeliveryEmailStatus, OrderStatus
 from orders.errors import NotFound, ValidationFailed
 from orders.models import DeliveryEmail, Order
@@ -157,9 +158,10 @@ def _send(email: DeliveryEmail) -> tuple[str, bool]:
 
 
 @task
-def delivery_email_send_task(email_id: int) -> None:
+def delivery_email_send_task(email_id: int, request_id: str = "") -> None:
     """Send one queued delivery e-mail (after the request's commit, never inside it)."""
-    delivery_email_send(email_id=email_id)
+    with logs.bound(request_id=request_id or None):
+        delivery_email_send(email_id=email_id)
 
 
 def delivery_email_send(*, email_id: int) -> DeliveryEmail | None:

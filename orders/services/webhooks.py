@@ -33,6 +33,7 @@ from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
 
+from orders import logs
 from orders.crypto import unseal
 from orders.enums import WebhookDeliveryStatus, WebhookEvent
 from orders.errors import ValidationFailed
@@ -208,9 +209,10 @@ def _post(*, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, 
 
 
 @task
-def webhook_deliver_task(delivery_id: int) -> None:
+def webhook_deliver_task(delivery_id: int, request_id: str = "") -> None:
     """POST one order event to a client's endpoint (retries schedule themselves)."""
-    webhook_deliver(delivery_id=delivery_id)
+    with logs.bound(request_id=request_id or None):
+        webhook_deliver(delivery_id=delivery_id)
 
 
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:

@@ -11,7 +11,7 @@ from typing import Annotated
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Path, Query, Router
 
-from orders import rules
+from orders import logs, rules
 from orders.api import ratelimit
 from orders.api.errors import ApiError
 from orders.api.schemas import (
@@ -178,6 +178,7 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> HttpRespo
     # answer reads nothing back but the stock that decides its delivery time, and
     # is OrderDetailOut's JSON written straight from the columns.
     order = placed.order
+    logs.bind(order_id=order.pk)
     body = order_detail_json(
         order, chunks=[(list(order.items.all()), [])], delivery_time=order_delivery_time(order)
     )
@@ -248,6 +249,7 @@ def order_detail(
     # committed before the answer is written. An order of more than DETAIL_CHUNK
     # units is streamed: its vouchers are read and decrypted a chunk at a time.
     principal = request.auth  # type: ignore[attr-defined]
+    logs.bind(order_id=id)
     ratelimit.order_read_hit(  # counted already when the credential was (one round trip)
         request, credential_id=principal.credential.pk, order_id=id
     )
