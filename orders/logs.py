@@ -25,6 +25,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
+from orders import metrics
+
 FIELDS = ("request_id", "user_id", "credential_id", "order_id")
 _context: dict[str, ContextVar[Any]] = {name: ContextVar(name, default=None) for name in FIELDS}
 
@@ -34,6 +36,8 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 REDACTED_PATHS = [(re.compile(r"^/claim/[^/]+"), "/claim/[redacted]")]
 
 request_logger = logging.getLogger("starship.request")
+# Methods counted under their own name in the request metrics; any other is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def bind(**values: Any) -> None:
@@ -102,18 +106,22 @@ class RequestLogMiddleware:
             if user is not None and user.is_authenticated and current("user_id") is None:
                 bind(user_id=user.pk)
             status = response.status_code
+            seconds = time.perf_counter() - start
+            method = request.method if request.method in METHODS else "other"
+            metrics.HTTP_REQUESTS.labels(method, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(method).observe(seconds)
             request_logger.log(
                 logging.ERROR if status >= 500 else logging.INFO,
                 "%s %s %s %.1f ms",
                 request.method,
                 log_path(request.path),
                 status,
-                (time.perf_counter() - start) * 1000,
+                seconds * 1000,
                 extra={
                     "method": request.method,
                     "path": log_path(request.path),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
         return response

@@ -195,7 +195,7 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 # A load balancer probes over plain HTTP inside the network: no HTTPS redirect there.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Production (DEBUG off) is secure by default: HTTPS redirect, HSTS, Secure
 # cookies. Opt out explicitly for plain HTTP on loopback (SECURE_SSL_REDIRECT=0
 # SECURE_HSTS_SECONDS=0 SECURE_COOKIES=0); behind a TLS-terminating proxy set
@@ -343,6 +343,8 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", default=10)
 # this, or the oldest ready task or placed order has waited longer than that.
 READYZ_WORKER_MAX_AGE_SECONDS = env_int("READYZ_WORKER_MAX_AGE_SECONDS", default=60)
 READYZ_TASK_MAX_AGE_SECONDS = env_int("READYZ_TASK_MAX_AGE_SECONDS", default=300)
+# /metrics answers a bearer of this token (Prometheus); empty: /metrics is 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Webhooks: first retry after WEBHOOK_RETRY_BASE_SECONDS, doubling (capped at
 # an hour), until WEBHOOK_RETRY_HOURS after the event; each POST times out.
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)

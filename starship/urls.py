@@ -6,12 +6,13 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from orders.api.api import api, api_not_found
-from starship.health import healthz, readyz
+from starship.health import healthz, metrics_view, readyz
 
 urlpatterns = [
     # --- Health: liveness and readiness, for load balancers (no sign-in) ---
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     # --- API: v1, then JSON 404 for anything else under /api/ ---
     path("api/v1/", api.urls),

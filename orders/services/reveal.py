@@ -22,6 +22,7 @@ from typing import Protocol
 from django.conf import settings
 from django.core.cache import cache
 
+from orders import metrics
 from orders.crypto import Sealed, unseal
 from orders.enums import DeliveryType, InventoryStatus, OrderStatus
 from orders.errors import NotFound, RateLimited, VoucherNotRevealable
@@ -160,6 +161,7 @@ def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVou
         reason=reason,
         data={"channel": "dashboard"},
     )
+    metrics.VOUCHER_REVEALS.inc()
     return revealed
 
 
@@ -263,4 +265,5 @@ def order_detail_reveal(*, client_id: int, order_id: int, actor: Actor) -> Order
     first = _decrypt(read.items, audited=audited, delivery_type=order.delivery_type)
     if ids:
         _audit_api_read(order=order, actor=actor, voucher_ids=ids)
+        metrics.API_VOUCHER_READS.inc()
     return OrderReveal(read=read, vouchers=first, audited=audited)
