@@ -130,7 +130,7 @@ class Case:
 
 
 @pytest.fixture(autouse=True)
-def _settings(settings, tmp_path, monkeypatch):
+def _settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.API_RATE_LIMIT_PER_MINUTE = 10_000
     settings.API_RATE_LIMIT_PER_10_SECONDS = 10_000
@@ -138,11 +138,6 @@ def _settings(settings, tmp_path, monkeypatch):
     # Every API request reads its credential: the same count however long a test runs.
     settings.API_CREDENTIAL_CACHE_SECONDS = 0
     settings.REVEAL_RATE_PER_HOUR = 10_000
-    from orders.dashboard import inventory
-
-    folder = tmp_path / "starship-imports"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setattr(inventory, "_import_dir", lambda: folder)
 
 
 @pytest.fixture

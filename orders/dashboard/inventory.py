@@ -6,25 +6,19 @@ page ever loads or shows a voucher secret: a card is "•••• 1234" from
 `card_last4`, and the queries here load no encrypted column.
 
 An uploaded file is validated as it streams, then kept (only when it is valid)
-as `<tmp>/starship-imports/<batch_id>.csv`, readable by this user only, until
-the import commits: `voucher_import_commit` reads the same bytes again and
-checks their hash. The preview (row numbers and reasons, never a cell's value)
-sits next to it as `<batch_id>.json`.
+by `services/import_uploads.py`, encrypted in the database, until the import
+commits: `voucher_import_commit` reads the same lines again and checks their
+hash. The preview (row numbers and reasons, never a cell's value) is kept with
+it. Any web host can serve the preview and the commit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
-import json
-import os
-import tempfile
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import IO, Any, cast
 
 from django import forms
@@ -52,6 +46,7 @@ from orders.enums import InventoryStatus
 from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
 from orders.selectors import inventory as inventory_selectors
+from orders.services import import_uploads
 from orders.services import imports as import_service
 from orders.services import inventory as inventory_service
 from orders.services.actors import Actor
@@ -59,7 +54,6 @@ from orders.services.actors import Actor
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 TOO_LARGE = "The file is larger than 20 MB; split it and import each part."
-STALE_IMPORT_SECONDS = 24 * 3600
 # Columns a voucher row shows; the encrypted ones are never loaded.
 _VOUCHER_COLUMNS = (
     "id",
@@ -145,54 +139,28 @@ class ReasonForm(forms.Form):
 # --- Import files ---------------------------------------------------------------
 
 
-def _import_dir() -> Path:
-    folder = Path(tempfile.gettempdir()) / "starship-imports"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    folder.chmod(0o700)  # also when it already existed; fails unless this user owns it
-    return folder
-
-
-def _private_write(path: Path, chunks: Any) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
-
-
-def _discard_stale_files() -> None:
-    # A file validated but never imported is of no use after a day; don't keep secrets around.
-    cutoff = time.time() - STALE_IMPORT_SECONDS
-    for path in _import_dir().iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-
-
-def _import_files(batch_id: int) -> tuple[Path, Path]:
-    folder = _import_dir()
-    return folder / f"{batch_id}.csv", folder / f"{batch_id}.json"
-
-
-def _discard_import_files(batch_id: int) -> None:
-    for path in _import_files(batch_id):
-        path.unlink(missing_ok=True)
-
-
 def _keep_import_files(upload: UploadedFile, preview: import_service.ImportPreview) -> None:
     """Keep the validated file (only when it is valid) and its preview for the commit."""
-    _discard_stale_files()
-    csv_path, preview_path = _import_files(preview.batch_id)
-    if preview.is_valid:
-        upload.seek(0)
-        _private_write(csv_path, upload.chunks())
-    _private_write(preview_path, [json.dumps(_preview_data(preview)).encode()])
-
-
-def _read_preview(path: Path) -> dict[str, Any] | None:
-    """The preview kept next to the file, or None once it is gone."""
+    if not preview.is_valid:
+        import_uploads.import_upload_keep(
+            batch_id=preview.batch_id, lines=None, preview=_preview_data(preview)
+        )
+        return
+    upload.seek(0)
+    # Read as validation read it: newline="" as the csv module wants, no BOM.
+    text = io.TextIOWrapper(cast(IO[bytes], upload.file), encoding="utf-8-sig", newline="")
     try:
-        preview: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
+        import_uploads.import_upload_keep(
+            batch_id=preview.batch_id, lines=text, preview=_preview_data(preview)
+        )
+    finally:
+        text.detach()
+
+
+def _read_preview(batch_id: int) -> dict[str, Any] | None:
+    """The preview kept with the file, or None once it is gone."""
+    preview = import_uploads.import_upload_preview(batch_id=batch_id)
+    if preview is None:
         return None
     preview["denominations"] = [
         (Decimal(value), count) for value, count in preview["denominations"]
@@ -359,10 +327,13 @@ def _batch(batch_id: int) -> ImportBatch:
 @permission_for("inventory_import_preview")
 def inventory_import_preview(request: HtmxHttpRequest, batch_id: int) -> HttpResponse:
     batch = _batch(batch_id)
-    csv_path, preview_path = _import_files(batch.pk)
-    preview = _read_preview(preview_path)
+    preview = _read_preview(batch.pk)
     # Importable, and the file and its preview are still here to import from.
-    ready = rules.batch_importable(batch) and csv_path.exists() and preview is not None
+    ready = (
+        rules.batch_importable(batch)
+        and preview is not None
+        and import_uploads.import_upload_ready(batch_id=batch.pk)
+    )
     context = {"batch": batch, "preview": preview, "ready": ready}
     template = page_or_partial(request, "dashboard/inventory/import_preview.html", "preview")
     return render(request, template, context)
@@ -370,13 +341,12 @@ def inventory_import_preview(request: HtmxHttpRequest, batch_id: int) -> HttpRes
 
 def _commit_kept_file(request: HtmxHttpRequest, batch: ImportBatch) -> ImportBatch:
     """Import the file kept for the batch; FileNotFoundError once it is gone."""
-    csv_path, _preview_path = _import_files(batch.pk)
-    with (
-        csv_path.open(encoding="utf-8-sig", newline="") as stream,
-        not_found_as_404("No such import batch."),
-    ):
+    lines = import_uploads.import_upload_lines(batch_id=batch.pk)
+    if lines is None:
+        raise FileNotFoundError(f"the file of batch {batch.pk} is no longer kept")
+    with not_found_as_404("No such import batch."):
         return import_service.voucher_import_commit(
-            batch_id=batch.pk, stream=stream, actor=Actor.for_request(request)
+            batch_id=batch.pk, stream=lines, actor=Actor.for_request(request)
         )
 
 
@@ -392,10 +362,10 @@ def inventory_import_commit(request: HtmxHttpRequest, batch_id: int) -> HttpResp
         return redirect("dashboard:inventory_import")
     except DomainError as error:
         # The batch is now invalid (or never was importable): the file is of no more use.
-        _discard_import_files(batch.pk)
+        import_uploads.import_upload_discard(batch_id=batch.pk)
         messages.error(request, error.message)
         return redirect("dashboard:inventory_import_preview", batch_id=batch.pk)
-    _discard_import_files(batch.pk)
+    import_uploads.import_upload_discard(batch_id=batch.pk)
     messages.success(
         request, f"Imported {imported.imported_count} vouchers into {batch.product.name}"
     )

@@ -9,7 +9,7 @@ from orders.models.clients import (
     WalletCreditRequest,
     WalletEntry,
 )
-from orders.models.inventory import ImportBatch, Voucher
+from orders.models.inventory import ImportBatch, ImportUpload, ImportUploadChunk, Voucher
 from orders.models.notifications import DeliveryEmail
 from orders.models.operations import WorkerHeartbeat
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
@@ -33,6 +33,8 @@ __all__ = [
     "Client",
     "DeliveryEmail",
     "ImportBatch",
+    "ImportUpload",
+    "ImportUploadChunk",
     "LedgerDayRollup",
     "Order",
     "OrderHourRollup",

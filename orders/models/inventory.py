@@ -37,6 +37,42 @@ class ImportBatch(models.Model):
         return f"Batch {self.pk} ({self.file_name})"
 
 
+class ImportUpload(models.Model):
+    """A validated import file kept for its commit, and its preview (row numbers
+    and reasons, never a cell's value). In the database, so the preview may be
+    served by one web host and the commit by another; the file itself holds codes
+    and PINs, so it is stored encrypted, in chunks of whole lines
+    (`ImportUploadChunk`). `complete`: every chunk is written (an invalid file
+    keeps only its preview)."""
+
+    batch = models.OneToOneField(
+        ImportBatch, on_delete=models.CASCADE, primary_key=True, related_name="upload"
+    )
+    preview = models.JSONField()
+    complete = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Upload of batch {self.batch_id}"
+
+
+class ImportUploadChunk(models.Model):
+    """Whole lines of a kept import file, encrypted (AES-256-GCM, the voucher keyring)."""
+
+    upload = models.ForeignKey(ImportUpload, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    text = EncryptedTextField()
+
+    class Meta:
+        ordering = ["upload_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "position"], name="importuploadchunk_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.position} of batch {self.upload_id}"
+
+
 class Voucher(models.Model):
     """One unit of inventory. Every secret is encrypted; `fingerprint` is a
     keyed hash of the card number that finds duplicates without decryption."""

@@ -9,10 +9,10 @@ The file's format and the checks of each row are in services/import_file.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import IO, cast
+from typing import cast
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -68,7 +68,7 @@ def _product(product_id: int) -> Product:
 
 
 def voucher_import_validate(
-    *, product_id: int, stream: IO[str], file_name: str, actor: Actor
+    *, product_id: int, stream: Iterable[str], file_name: str, actor: Actor
 ) -> ImportPreview:
     """Check every row of an import file without writing a voucher; record the batch."""
     product = _product(product_id)
@@ -108,7 +108,7 @@ class _Rejected(Exception):
 def voucher_import_commit(
     *,
     batch_id: int,
-    stream: IO[str],
+    stream: Iterable[str],
     actor: Actor,
     progress: Callable[[int], None] | None = None,
 ) -> ImportBatch:
@@ -149,7 +149,7 @@ def voucher_import_commit(
 def _import(
     *,
     batch_id: int,
-    stream: IO[str],
+    stream: Iterable[str],
     actor: Actor,
     progress: Callable[[int], None] | None,
 ) -> ImportBatch:

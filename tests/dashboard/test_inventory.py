@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.dashboard.inventory import _import_dir as real_import_dir
 from orders.enums import ImportBatchStatus, InventoryStatus
-from orders.models import AuditEvent, ImportBatch, Voucher
+from orders.models import AuditEvent, ImportBatch, ImportUpload, ImportUploadChunk, Voucher
 from tests.factories import ProductFactory, VoucherFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,17 +24,6 @@ ROLES = ["support", "finance", "inventory", "admin"]
 CARD_NUMBER = "6011000099990042"
 HEADER = "card_number,pin_code,voucher_reference_number,claim_url,expires_at,denomination\n"
 NEXT_YEAR = (timezone.now() + timedelta(days=365)).date().isoformat()
-
-
-@pytest.fixture(autouse=True)
-def import_dir(tmp_path, monkeypatch) -> Path:
-    """Each test keeps its uploaded files apart: parallel workers reuse batch ids."""
-    from orders.dashboard import inventory
-
-    folder = tmp_path / "starship-imports"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setattr(inventory, "_import_dir", lambda: folder)
-    return folder
 
 
 @pytest.fixture
@@ -201,7 +188,7 @@ def test_stock_counts_next_expiry_and_low_stock(as_role, stock):
 # --- Import -------------------------------------------------------------------------
 
 
-def test_upload_with_a_bad_row_shows_row_and_reason_and_imports_nothing(as_role, stock, import_dir):
+def test_upload_with_a_bad_row_shows_row_and_reason_and_imports_nothing(as_role, stock):
     product, _batch, _voucher = stock
     client = as_role("inventory")
     before = _available(product)
@@ -220,13 +207,13 @@ def test_upload_with_a_bad_row_shows_row_and_reason_and_imports_nothing(as_role,
     assert _available(product) == before
     batch = ImportBatch.objects.latest("id")
     assert batch.status == ImportBatchStatus.INVALID
-    assert not (import_dir / f"{batch.pk}.csv").exists()
+    assert not ImportUploadChunk.objects.filter(upload_id=batch.pk).exists()  # no codes kept
     commit = client.post(reverse("dashboard:inventory_import_commit", args=[batch.pk]))
     assert commit.status_code == 302
     assert _available(product) == before
 
 
-def test_valid_upload_previews_then_imports_and_stock_grows(as_role, stock, import_dir):
+def test_valid_upload_previews_then_imports_and_stock_grows(as_role, stock):
     product, _batch, _voucher = stock
     client = as_role("inventory")
     before = _available(product)
@@ -242,8 +229,11 @@ def test_valid_upload_previews_then_imports_and_stock_grows(as_role, stock, impo
     response = _upload(client, product, content.encode())
     assert response.status_code == 302
     batch = ImportBatch.objects.latest("id")
-    kept = import_dir / f"{batch.pk}.csv"
-    assert kept.exists() and kept.stat().st_mode & 0o077 == 0
+    assert ImportUpload.objects.filter(batch=batch, complete=True).exists()
+    with connection.cursor() as cursor:  # kept encrypted: no code, no PIN in the column
+        cursor.execute("SELECT text FROM orders_importuploadchunk WHERE upload_id = %s", [batch.pk])
+        stored = "".join(row[0] for row in cursor.fetchall())
+    assert stored.startswith("enc:v1:") and "5105105105105100" not in stored
     html = client.get(response["Location"]).content.decode()
     assert "Ready to import 3 vouchers into Comet Music" in html
     assert re.search(r"25\.00 USD</td><td class=\"num\">2<", html)
@@ -254,7 +244,7 @@ def test_valid_upload_previews_then_imports_and_stock_grows(as_role, stock, impo
     assert "Imported 3 vouchers into Comet Music" in page
     assert f'<tr id="stock-{product.pk}-2500" data-available="{before + 2}">' in page
     assert _available(product) == before + 3
-    assert not kept.exists()
+    assert not ImportUpload.objects.filter(batch_id=batch.pk).exists()  # imported: forgotten
     assert "5105105105105100" not in page
 
 
@@ -421,12 +411,12 @@ def test_oversized_upload_is_refused_before_validation(as_role, stock, monkeypat
     assert ImportBatch.objects.count() == count
 
 
-def test_commit_without_the_kept_file_asks_for_it_again(as_role, stock, import_dir):
+def test_commit_without_the_kept_file_asks_for_it_again(as_role, stock):
     product, _batch, _voucher = stock
     client = as_role("inventory")
     _upload(client, product, _csv(f"5105105105105100,1234,,,{NEXT_YEAR},25"))
     batch = ImportBatch.objects.latest("id")
-    (import_dir / f"{batch.pk}.csv").unlink()
+    ImportUpload.objects.filter(batch_id=batch.pk).delete()  # gone, e.g. after a day
     response = client.post(
         reverse("dashboard:inventory_import_commit", args=[batch.pk]), follow=True
     )
@@ -446,7 +436,13 @@ def test_voucher_list_query_count_does_not_grow_with_rows(
         client.get(reverse("dashboard:inventory_vouchers"))
 
 
-def test_uploads_are_kept_in_a_private_folder_under_tmp():
-    folder = real_import_dir()
-    assert folder == Path(tempfile.gettempdir()) / "starship-imports"
-    assert folder.stat().st_mode & 0o077 == 0
+def test_a_kept_upload_is_dropped_after_a_day(as_role, stock):
+    product, _batch, _voucher = stock
+    client = as_role("inventory")
+    _upload(client, product, _csv(f"5105105105105100,1234,,,{NEXT_YEAR},25"))
+    old = ImportBatch.objects.latest("id")
+    ImportUpload.objects.filter(batch=old).update(created_at=timezone.now() - timedelta(days=2))
+    _upload(client, product, _csv(f"4000000000000002,9999,,,{NEXT_YEAR},25"))
+    assert not ImportUpload.objects.filter(batch=old).exists()
+    assert not ImportUploadChunk.objects.filter(upload_id=old.pk).exists()
+    assert ImportUpload.objects.filter(batch=ImportBatch.objects.latest("id")).exists()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,17 +29,6 @@ def workspace(roles, e2e_settings):
     e2e_settings.REFUND_SECOND_APPROVAL_LIMIT = Decimal("500.00")
     UserFactory(username="fin-finance", role="finance")
     UserFactory(username="ivy-inventory", role="inventory")
-
-
-@pytest.fixture
-def import_dir(tmp_path, monkeypatch) -> Path:
-    """Uploaded files kept apart per test: batch ids restart after each flush."""
-    from orders.dashboard import inventory
-
-    folder = tmp_path / "starship-imports"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setattr(inventory, "_import_dir", lambda: folder)
-    return folder
 
 
 def _wallet_of(order: Order) -> Wallet:
@@ -99,7 +87,7 @@ def test_finance_approves_a_refund_and_sees_it_in_the_wallet(
 
 
 def test_inventory_refused_csv_then_fixed_csv_imports_and_stock_grows(
-    page: Page, live_server, workspace, import_dir, tmp_path, problems
+    page: Page, live_server, workspace, tmp_path, problems
 ):
     base = live_server.url
     product: Any = ProductFactory(name="Comet Music", low_stock_threshold=5)
