@@ -85,7 +85,13 @@ if tonumber(ARGV[2]) > 0 and redis.call('SET', KEYS[k], '1', 'EX', ARGV[2], 'NX'
 end
 return {fetched, claimed, counts}
 """
-_scripts: dict[int, Any] = {}  # redis client id -> its registered script
+_registered: list[Any] = []  # the script object, made once (it runs on any client)
+
+
+def _script(client: Any) -> Any:
+    if not _registered:
+        _registered.append(client.register_script(_ADMIT_LUA))
+    return _registered[0]
 
 
 @dataclass(frozen=True)
@@ -127,9 +133,7 @@ def _count_all(
     backend = caches[DEFAULT_CACHE_ALIAS]  # `cache` is a proxy: isinstance needs the backend
     if isinstance(backend, RedisCache):
         client = backend._cache.get_client(write=True)
-        script = _scripts.get(id(client))
-        if script is None:
-            script = _scripts[id(client)] = client.register_script(_ADMIT_LUA)
+        script = _script(client)
         script_keys = [backend.make_and_validate_key(fetch)] if fetch is not None else []
         script_keys += [backend.make_and_validate_key(key) for key, _ in keys]
         args: list[Any] = ["1" if fetch is not None else "0", claim[1] if claim else 0]
@@ -137,7 +141,7 @@ def _count_all(
             args += [spec.seconds + 5, spec.limit, spec.group]
         if claim is not None:
             script_keys.append(backend.make_and_validate_key(claim[0]))
-        raw, claimed_flag, counts = script(keys=script_keys, args=args)
+        raw, claimed_flag, counts = script(keys=script_keys, args=args, client=client)
         serializer = backend._cache._serializer  # type: ignore[attr-defined]  # Django's own
         fetched = serializer.loads(raw) if raw else None
         claimed = bool(claimed_flag)
