@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ from orders.models import ImportBatch, ImportUpload, Voucher
 from orders.services.import_file import CSV_COLUMNS
 from tests.factories import ProductFactory, UserFactory
 from tests.helpers.net import free_port
-from tests.helpers.tasks import worker_env
+from tests.helpers.tasks import wait_until, worker_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -63,22 +63,23 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
             )
             urls.append(f"http://127.0.0.1:{port}")
         for server, url in zip(servers, urls, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, "gunicorn exited at start"
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-                time.sleep(0.2)
+            wait_until(
+                partial(_answers, server, url), timeout=60, what=f"gunicorn on {url} to answer"
+            )
         yield urls[0], urls[1]
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
             server.wait(timeout=20)
+
+
+def _answers(server: subprocess.Popen[bytes], url: str) -> bool:
+    assert server.poll() is None, "gunicorn exited at start"
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _csrf(html: str) -> str:
