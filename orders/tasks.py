@@ -26,7 +26,7 @@ rollback; other databases poll). See docs/decisions/0007.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -45,12 +45,24 @@ def enqueue(task: Task[Any, Any], *args: int, run_after: datetime | None = None)
     later = run_after is not None and run_after > timezone.now()
     request_id = logs.current("request_id")
     kwargs = {"request_id": request_id} if request_id else {}
-    (task.using(run_after=run_after) if later else task).enqueue(*args, **kwargs)
+    if later:
+        assert run_after is not None
+        # Up to the next whole second: RQ's scheduler keeps whole seconds only, and a
+        # retry moved onto the queue early would find its order not yet due.
+        if run_after.microsecond:
+            run_after = run_after.replace(microsecond=0) + timedelta(seconds=1)
+        task = task.using(run_after=run_after)
+    task.enqueue(*args, **kwargs)
 
 
 def enqueue_on_commit(task: Task[Any, Any], *args: int, run_after: datetime | None = None) -> None:
-    """Queue `task` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(partial(enqueue, task, *args, run_after=run_after))
+    """Queue `task` once the current transaction commits (at once outside one).
+
+    A queue out of reach at that moment (Redis down, with RQ) does not fail the
+    request whose write has committed: the error is logged and the sweeps enqueue
+    the work again (a placed order once unchanged for TASK_LEASE_SECONDS, a webhook
+    delivery or an e-mail once overdue)."""
+    transaction.on_commit(partial(enqueue, task, *args, run_after=run_after), robust=True)
 
 
 def _queued_in(task: Task[Any, Any], using: str) -> bool:

@@ -132,11 +132,30 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Background tasks -------------------------------------------------------
-TASKS = {
-    "default": {
-        "BACKEND": env("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+# django-tasks-db (a table of the database: the default, nothing else to run) or
+# django-tasks-rq (RQ on Redis: RQ_REDIS_URL, else REDIS_URL). `run_worker` runs
+# the worker of whichever is configured; docs/decisions/0009-rq-engine.md.
+TASKS_BACKEND = env("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")
+TASKS = {"default": {"BACKEND": TASKS_BACKEND}}
+RQ_BACKEND = "django_tasks_rq.RQBackend"
+RQ_REDIS_URL = env("RQ_REDIS_URL", default=REDIS_URL)
+if TASKS_BACKEND == RQ_BACKEND:
+    if not RQ_REDIS_URL:
+        raise ImproperlyConfigured(f"TASKS_BACKEND={RQ_BACKEND} needs REDIS_URL or RQ_REDIS_URL.")
+    INSTALLED_APPS.append("django_rq")
+    # A Redis that stops answering must not hang a request that queues a task:
+    # connect and command timeouts unless the URL sets its own (RQ's worker
+    # lengthens the command timeout of its own connection for its blocking pop).
+    _rq_timeouts = "socket_connect_timeout=2&socket_timeout=5"
+    if "socket_timeout" not in RQ_REDIS_URL:
+        RQ_REDIS_URL += ("&" if "?" in RQ_REDIS_URL else "?") + _rq_timeouts
+    RQ_QUEUES = {
+        "default": {
+            "URL": RQ_REDIS_URL,
+            # A job that runs longer is stopped (the lease and the sweeps resume its order).
+            "DEFAULT_TIMEOUT": env_int("RQ_JOB_TIMEOUT_SECONDS", default=300),
+        }
     }
-}
 
 # --- Auth and sessions ------------------------------------------------------
 LOGIN_URL = "login"

@@ -183,6 +183,21 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _empty_rq_queues(settings):
+    """On RQ each test starts with no job queued, scheduled, running or failed."""
+    if settings.TASKS_BACKEND != settings.RQ_BACKEND:
+        yield
+        return
+    import redis
+
+    server = redis.Redis.from_url(settings.RQ_REDIS_URL)
+    server.flushdb()
+    yield
+    server.flushdb()
+    server.close()
+
+
 @pytest.fixture
 def system_actor() -> Actor:
     return Actor.system("test")

@@ -12,4 +12,22 @@ import os
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 
-from starship.settings import *  # noqa: F403
+
+def _redis_db(url: str, db: int) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+
+
+# On RQ (CI's run of the `engines` tests with TASKS_BACKEND=django_tasks_rq.RQBackend)
+# each pytest-xdist worker has two Redis databases of its own: its cache (flushed
+# between tests) and its RQ queues (emptied before each test), so two test
+# processes never take each other's jobs. Workers and servers the tests start
+# inherit both.
+if os.environ.get("TASKS_BACKEND") == "django_tasks_rq.RQBackend":
+    _n = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    _base = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    os.environ["REDIS_URL"] = _redis_db(_base, 1 + 2 * _n)
+    os.environ["RQ_REDIS_URL"] = _redis_db(_base, 2 + 2 * _n)
+
+from starship.settings import *  # noqa: E402, F403

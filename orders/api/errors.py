@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import redis
+from django import db
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -29,6 +31,8 @@ logger = logging.getLogger("orders.api")
 UNAUTHORIZED_MESSAGE = "Invalid or expired access token"
 NOT_FOUND_MESSAGE = "No Matching Result Found!"
 INTERNAL_MESSAGE = "Internal error; it has been logged."
+UNAVAILABLE_MESSAGE = "The service is briefly unavailable; retry after a few seconds."
+UNAVAILABLE_RETRY_SECONDS = 5
 
 # The HTTP status of each domain error code (orders/errors.py): the API's one
 # table of them. A code missing here answers as its nearest parent class's code.
@@ -177,6 +181,18 @@ def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, "http_error", str(exc))
 
 
+def _on_unavailable(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """The database or Redis cannot be reached right now (a failover, a restart, a
+    network cut): a 503 the client may retry, not a 500. Logged as one line with the
+    exception's class only (its message may name a host)."""
+    logger.warning(
+        "Unavailable (%s) answering %s %s", type(exc).__name__, request.method, request.path
+    )
+    response = error_response(503, "service_unavailable", UNAVAILABLE_MESSAGE)
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+    return response
+
+
 def _on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     return payload_too_large()
 
@@ -193,6 +209,11 @@ HANDLERS: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
     (HttpError, _on_http_error),
     (RequestDataTooBig, _on_too_big),
     (Http404, _on_not_found),
+    # A dependency out of reach: the database's connection errors, Redis's (cache, RQ).
+    (db.OperationalError, _on_unavailable),
+    (db.InterfaceError, _on_unavailable),
+    (redis.exceptions.ConnectionError, _on_unavailable),
+    (redis.exceptions.TimeoutError, _on_unavailable),
     (Exception, internal_error),
 ]
 

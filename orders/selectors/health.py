@@ -26,9 +26,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Min, Q
-from django.tasks import task_backends
 from django.utils import timezone
 
+from orders import task_engines
 from orders.enums import OrderStatus
 from orders.models import Order, WorkerHeartbeat
 from orders.selectors.audit import audit_seal_lag
@@ -84,26 +84,14 @@ def _cache() -> dict[str, Any]:
 
 def _tasks(now: datetime) -> dict[str, Any]:
     """The task engine: reachable, how many tasks are ready and since when."""
-    backend = task_backends["default"]
-    name = f"{type(backend).__module__}.{type(backend).__name__}"
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult, get_date_max
-
-    if not isinstance(backend, DatabaseBackend):
-        return {"status": OK, "engine": name, "queue": "not measured for this engine"}
-    waiting = DBTaskResult.objects.ready().aggregate(
-        ready=Count("id"),
-        # A delayed retry waits from its run_after, a plain task from its enqueue.
-        enqueued=Min("enqueued_at", filter=Q(run_after=get_date_max())),
-        delayed=Min("run_after", filter=~Q(run_after=get_date_max())),
-    )
-    since = min((t for t in (waiting["enqueued"], waiting["delayed"]) if t), default=None)
-    age = _age(since, now)
+    engine = task_engines.current()
+    backlog = engine.backlog()
+    age = _age(backlog.oldest_ready_at, now)
     limit = settings.READYZ_TASK_MAX_AGE_SECONDS
     return {
         "status": WARN if age is not None and age > limit else OK,
-        "engine": name,
-        "ready": waiting["ready"],
+        "engine": engine.name,
+        "ready": backlog.ready,
         "oldest_ready_age_s": age,
         "limit_s": limit,
     }

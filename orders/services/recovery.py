@@ -1,10 +1,12 @@
 """Crash recovery: what a killed worker left behind is found and resumed.
 
-django-tasks-db marks a task RUNNING when a worker claims it and never looks
-at it again if that worker dies. Two sweeps make that safe:
+Neither task engine looks again at a task whose worker died mid-run
+(django-tasks-db leaves it RUNNING; RQ leaves it in its started registry for
+the job timeout and then fails it). Two sweeps make that safe:
 
-- `tasks_recover`: a task RUNNING for longer than TASK_LEASE_SECONDS is
-  marked FAILED (its worker is presumed dead) and enqueued again;
+- `tasks_recover`: a task running for longer than TASK_LEASE_SECONDS is
+  marked FAILED (its worker is presumed dead) and enqueued again, on either
+  engine (orders.task_engines);
 - `orders_recover`: an open order whose run stopped gets a new fulfilment
   task: PLACED for longer than the lease, or PENDING and no run holds it (see
   the lease in rules) while its last run's lease ran out, its scheduled retry
@@ -26,11 +28,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.tasks import Task, TaskResultStatus, task_backends
@@ -38,6 +38,7 @@ from django.utils import timezone
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from orders import task_engines
 from orders.enums import OrderStatus, SubStatus
 from orders.models import Order
 from orders.rules import lease_held_q
@@ -52,7 +53,7 @@ from orders.tasks import enqueue
 logger = logging.getLogger(__name__)
 
 SWEEPER = Actor.system("sweeper")
-LEASE_EXPIRED = "orders.services.recovery.TaskLeaseExpired"
+LEASE_EXPIRED = task_engines.LEASE_EXPIRED
 
 
 # Where each task used to live: rows queued before a task moved still run it.
@@ -77,8 +78,10 @@ def _uses_database_backend() -> bool:
     return isinstance(task_backends["default"], DatabaseBackend)
 
 
-def _reenqueue(task: Task[Any, Any], args_kwargs: dict[str, Any]) -> None:
-    task.enqueue(*args_kwargs.get("args", []), **args_kwargs.get("kwargs", {}))
+def _requeue(path: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    ours = TASKS_BY_PATH.get(path)
+    if ours is not None:  # a task of another app is its own business
+        ours.enqueue(*args, **kwargs)
 
 
 def _paths_of(task: Task[Any, Any]) -> list[str]:
@@ -100,46 +103,22 @@ def tasks_repath() -> int:
 
 
 def tasks_recover(*, lease_seconds: int | None = None, limit: int = 200) -> int:
-    """Fail tasks RUNNING longer than the lease and enqueue our ones again."""
-    if not _uses_database_backend():
-        return 0  # other engines (RQ, Celery) have their own lost-job handling
+    """Fail tasks running longer than the lease (their worker is presumed dead) and
+    enqueue our ones again, on either task engine."""
     lease = settings.TASK_LEASE_SECONDS if lease_seconds is None else lease_seconds
-    now = timezone.now()
-    with transaction.atomic():
-        stale = list(
-            DBTaskResult.objects.select_for_update(skip_locked=True)
-            .filter(status=TaskResultStatus.RUNNING, started_at__lt=now - timedelta(seconds=lease))
-            .order_by("started_at")[:limit]
-        )
-        for result in stale:
-            result.status = TaskResultStatus.FAILED
-            result.finished_at = now
-            result.exception_class_path = LEASE_EXPIRED
-            result.traceback = (
-                f"Worker {result.worker_ids[-1:]} held this task for more than {lease}s "
-                "and is presumed dead; the task was enqueued again."
-            )
-            result.save(
-                update_fields=["status", "finished_at", "exception_class_path", "traceback"]
-            )
-            ours = TASKS_BY_PATH.get(result.task_path)
-            if ours is not None:
-                transaction.on_commit(partial(_reenqueue, ours, result.args_kwargs))
-    if stale:
-        logger.warning("Recovered %d task(s) from dead workers", len(stale))
-    return len(stale)
+    recovered = task_engines.current().recover_dead(
+        lease_seconds=lease, limit=limit, requeue=_requeue
+    )
+    if recovered:
+        logger.warning("Recovered %d task(s) from dead workers", recovered)
+    return recovered
 
 
 def _orders_with_live_task(order_ids: list[int]) -> set[int]:
-    """Orders that already have a READY or RUNNING fulfilment task (database backend)."""
-    if not order_ids or not _uses_database_backend():
-        return set()  # other engines: the time-based test above is all we have
-    live = DBTaskResult.objects.filter(
-        task_path__in=_paths_of(order_fulfil_task),
-        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
-        args_kwargs__args__0__in=order_ids,
-    )
-    return {args["args"][0] for args in live.values_list("args_kwargs", flat=True)}
+    """Orders that already have a fulfilment task waiting (or running, on django-tasks-db)."""
+    if not order_ids:
+        return set()
+    return task_engines.current().queued_first_args(_paths_of(order_fulfil_task), order_ids)
 
 
 def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int:

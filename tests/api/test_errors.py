@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.test import override_settings
 
+from orders.models import Order
 from tests.factories import ProductFactory
 from tests.helpers.api import order_body
+from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +95,21 @@ def test_enum_inputs_are_accepted_in_any_case_and_answered_uppercase(shop, produ
     assert body["delivery_time"] in {"INSTANT", "DELAYED"}
     listed = shop.get("/api/v1/orders", {"status": "Placed"}).json()["results"]
     assert [o["id"] for o in listed] == [body["id"]]
+
+
+def test_a_cache_out_of_reach_is_a_json_503_the_client_may_retry(shop, product, caplog):
+    """Redis down (rate limits and credentials live in the cache): not a 500 nor a
+    hang, a 503 with Retry-After, and one log line naming the error's class only."""
+    location = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: refused
+    caches = {"default": {"BACKEND": "starship.cache.RedisCache", "LOCATION": location}}
+    with override_settings(CACHES=caches):
+        responses = [shop.get("/api/v1/orders"), shop.post("/api/v1/orders", order_body(product))]
+    for response in responses:
+        assert response.status_code == 503
+        assert response["Content-Type"].startswith("application/json")
+        assert response["Retry-After"] == "5"
+        assert response.json()["error"] == "service_unavailable"
+    assert Order.objects.count() == 0
+    lines = [r for r in caplog.records if r.getMessage().startswith("Unavailable (")]
+    assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+    assert not any(location in r.getMessage() for r in caplog.records)

@@ -5,10 +5,7 @@ kept, encrypted, in the database."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -19,8 +16,7 @@ from orders.enums import InventoryStatus
 from orders.models import ImportBatch, ImportUpload, Voucher
 from orders.services.import_file import CSV_COLUMNS
 from tests.factories import ProductFactory, UserFactory
-from tests.helpers.net import free_port
-from tests.helpers.tasks import wait_until, worker_env
+from tests.helpers.servers import gunicorn_hosts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -30,56 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def two_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two gunicorn masters on two ports, production settings, the test database."""
-    env = worker_env(
-        DJANGO_DEBUG="0",
-        SECURE_SSL_REDIRECT="0",
-        SECURE_HSTS_SECONDS="0",
-        SECURE_COOKIES="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        STATIC_ROOT=str(tmp_path / "static"),
-    )
-    servers, urls = [], []
-    try:
-        for n in (1, 2):
-            port = free_port()
-            tmp = tmp_path / f"host-{n}-tmp"  # each host its own disk, as two machines
-            tmp.mkdir()
-            log = (tmp_path / f"gunicorn-{n}.log").open("wb")
-            servers.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "starship.wsgi",
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                    ],
-                    cwd=ROOT,
-                    env={**env, "TMPDIR": str(tmp)},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for server, url in zip(servers, urls, strict=True):
-            wait_until(
-                partial(_answers, server, url), timeout=60, what=f"gunicorn on {url} to answer"
-            )
-        yield urls[0], urls[1]
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=20)
-
-
-def _answers(server: subprocess.Popen[bytes], url: str) -> bool:
-    assert server.poll() is None, "gunicorn exited at start"
-    try:
-        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with gunicorn_hosts(tmp_path, 2) as (first, second):
+        yield first, second
 
 
 def _csrf(html: str) -> str:

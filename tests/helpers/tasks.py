@@ -11,11 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.tasks import Task
 from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 
+from orders import task_engines
 from orders.models import Order
 from orders.services.fulfilment import orders_deliver_all_ready
 from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
@@ -43,11 +47,17 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+ON_RQ = settings.TASKS_BACKEND == settings.RQ_BACKEND
+
+
 def run_ready_tasks() -> None:
     """Deliver the ready orders from stock and run every ready task in this
-    process, as one `run_worker --batch` would."""
+    process, as one `run_worker --batch` would (on either task engine)."""
     if settings.FULFILMENT_STOCK_BATCHER:
         orders_deliver_all_ready()
+    if ON_RQ:
+        task_engines.RQEngine().work_burst(queue_names=["default"], worker_id=None)
+        return
     Worker(
         queue_names=["default"],
         interval=0,
@@ -58,6 +68,60 @@ def run_ready_tasks() -> None:
         worker_id="in-process",
         excluded_queue_names=[],
     ).run()
+
+
+# --- What the task engine holds, read the same on both engines ---
+
+
+def _rq_queue():
+    import django_rq
+    from django_tasks_rq.backend import Job
+
+    return django_rq.get_queue("default", job_class=Job)
+
+
+def waiting_task_args(task: Task[Any, Any]) -> list[list[Any]]:
+    """The arguments of every task of `task` waiting to run (ready or delayed)."""
+    if ON_RQ:
+        from rq.job import Job as RQJob
+
+        queue = _rq_queue()
+        ids = queue.get_job_ids() + queue.scheduled_job_registry.get_job_ids()
+        jobs = RQJob.fetch_many(ids, connection=queue.connection)
+        return [list(j.args) for j in jobs if j is not None and j.func_name == task.module_path]
+    rows = DBTaskResult.objects.filter(task_path=task.module_path, status="READY")
+    return [row["args"] for row in rows.values_list("args_kwargs", flat=True)]
+
+
+def running_tasks() -> int:
+    """Tasks a worker has started and not finished (a killed worker's stay so)."""
+    if ON_RQ:
+        return _rq_queue().started_job_registry.get_job_count(cleanup=False)
+    return DBTaskResult.objects.filter(status="RUNNING").count()
+
+
+def tasks_presumed_dead() -> int:
+    """Tasks the recovery sweep failed because their worker held them past the lease."""
+    if ON_RQ:
+        from rq.job import Job as RQJob
+
+        queue = _rq_queue()
+        jobs = RQJob.fetch_many(
+            queue.failed_job_registry.get_job_ids(), connection=queue.connection
+        )
+        results = [j.latest_result() for j in jobs if j is not None]
+        return sum(1 for r in results if r is not None and "presumed dead" in (r.exc_string or ""))
+    return DBTaskResult.objects.filter(exception_class_path=task_engines.LEASE_EXPIRED).count()
+
+
+def lose_waiting_tasks() -> None:
+    """Every queued task vanishes, as if the queue lost them."""
+    if ON_RQ:
+        queue = _rq_queue()
+        queue.empty()
+        queue.connection.delete(queue.scheduled_job_registry.key)
+        return
+    DBTaskResult.objects.all().delete()
 
 
 def all_terminal(order_ids: list[int]) -> bool:

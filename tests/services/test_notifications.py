@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 
 from orders.enums import DeliveryEmailStatus, OrderStatus
 from orders.errors import ValidationFailed
@@ -19,7 +18,7 @@ from orders.services.notifications import (
 )
 from orders.services.recovery import maintenance_sweep
 from tests.factories import OrderFactory
-from tests.helpers.tasks import run_ready_tasks, wait_until
+from tests.helpers.tasks import lose_waiting_tasks, run_ready_tasks, wait_until
 
 
 def test_backoff_doubles_and_is_capped_at_an_hour(settings):
@@ -52,11 +51,12 @@ def test_an_email_not_yet_due_is_left_alone(system_actor):
     assert mail.outbox == []
 
 
+@pytest.mark.engines
 @pytest.mark.django_db(transaction=True)
 def test_a_lost_send_task_is_enqueued_again_by_the_sweep(system_actor, settings):
     order = OrderFactory(status=OrderStatus.DELIVERED)
     email = delivery_email_queue(order_id=order.pk, actor=system_actor)
-    DBTaskResult.objects.all().delete()  # the worker lost the task
+    lose_waiting_tasks()  # the worker lost the task
     overdue = timezone.now() - timedelta(seconds=settings.TASK_LEASE_SECONDS + 1)
     DeliveryEmail.objects.filter(pk=email.pk).update(next_attempt_at=overdue)
 

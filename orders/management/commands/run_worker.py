@@ -1,4 +1,9 @@
-"""The worker: django-tasks-db's db_worker plus the periodic sweeps, in one process.
+"""The worker: the task engine's worker plus the periodic sweeps, in one process.
+
+The main thread runs the worker of the configured engine (orders.task_engines):
+django-tasks-db's db_worker loop, or an RQ SimpleWorker with RQ's scheduler for
+delayed retries (TASKS_BACKEND=django_tasks_rq.RQBackend). Everything else
+below runs the same on both.
 
 A daemon thread runs `maintenance_sweep` (dead-task and stalled-order
 recovery, voucher expiry, lost webhook deliveries and e-mails) at start and then every
@@ -7,9 +12,9 @@ WORKER_SWEEP_SECONDS; a second one seals new audit events into their chains
 full, and records the process's heartbeat every WORKER_HEARTBEAT_SECONDS (what
 `/readyz` reports); a third, the stock batcher, delivers ready orders from stock
 (`orders_deliver_ready`, FULFILMENT_BATCH_SIZE at a time), woken by each
-placed order on PostgreSQL and every FULFILMENT_POLL_SECONDS anyway. The main
-thread runs the db_worker loop with its signal handling (SIGTERM/SIGINT
-finish the current task, then stop; the batcher finishes its batch). Run as
+placed order on PostgreSQL and every FULFILMENT_POLL_SECONDS anyway. The
+engine's worker keeps its signal handling (SIGTERM/SIGINT finish the current
+task, then stop; the batcher finishes its batch). Run as
 many as you like, on as many machines: tasks and orders are claimed with
 SKIP LOCKED, sealers share the chains out with SKIP LOCKED, and every sweep
 is safe to run concurrently.
@@ -22,10 +27,10 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
+from orders import task_engines
 from orders.services.audit import audit_seal
 from orders.services.fulfilment import orders_deliver_all_ready, orders_deliver_ready
 from orders.services.heartbeats import Heart
@@ -93,7 +98,7 @@ def _deliver_forever(stop: threading.Event, every: float) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the background worker (db_worker) with periodic recovery and expiry sweeps."
+    help = "Run the background worker of the task engine with the periodic sweeps."
     # Checks belong to deploy time (`manage.py check --deploy`); a restarted worker starts fast.
     requires_system_checks: list[str] = []
 
@@ -118,19 +123,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         every = options["sweep_seconds"] or float(settings.WORKER_SWEEP_SECONDS)
-        worker_args = [
-            "--no-reload",
-            "--no-startup-delay",
-            f"--interval={options['interval']}",
-            f"--queue-name={options['queue_name']}",
-        ]
-        if options["worker_id"]:
-            worker_args.append(f"--worker-id={options['worker_id']}")
+        engine = task_engines.current()
+        queues = options["queue_name"].split(",")
+        worker_id = options["worker_id"]
         if options["batch"]:
             maintenance_sweep()
             if settings.FULFILMENT_STOCK_BATCHER:
                 orders_deliver_all_ready()
-            call_command("db_worker", *worker_args, "--batch", verbosity=options["verbosity"])
+            engine.work_burst(queue_names=queues, worker_id=worker_id)
             while audit_seal(limit=SEAL_BATCH):
                 pass
             return
@@ -168,7 +168,7 @@ class Command(BaseCommand):
         if settings.FULFILMENT_STOCK_BATCHER:
             batcher.start()
         try:
-            call_command("db_worker", *worker_args, verbosity=options["verbosity"])
+            engine.work(queue_names=queues, worker_id=worker_id, interval=options["interval"])
         finally:
             stop.set()
             if batcher.is_alive():

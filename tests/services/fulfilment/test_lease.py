@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 
 from orders.errors import OrderNotRetryable
 from orders.models import Order
@@ -18,6 +17,7 @@ from orders.services.actors import Actor
 from orders.services.fulfilment import _begin, order_fulfil, order_retry
 from orders.services.recovery import orders_recover
 from tests.factories import stock
+from tests.helpers.tasks import lose_waiting_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -79,12 +79,13 @@ def test_a_stuck_order_whose_lease_ran_out_can_be_retried(buyer, product):
     assert order_fulfil(order_id=order.pk).status == "DELIVERED"
 
 
+@pytest.mark.engines
 @pytest.mark.django_db(transaction=True)
 def test_the_sweep_resumes_a_run_that_died_only_once_its_lease_ran_out(buyer, product, settings):
     settings.TASK_LEASE_SECONDS = 60
     order = buyer.place(product, "LEASE-6")
     _begin(order.pk)
-    DBTaskResult.objects.all().delete()  # the worker died with its task
+    lose_waiting_tasks()  # the worker died with its task
 
     assert orders_recover() == 0  # the lease still holds
     ran_out = timezone.now() - timedelta(seconds=settings.WORKER_SWEEP_SECONDS - 5)

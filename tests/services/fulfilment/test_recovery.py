@@ -19,7 +19,7 @@ from orders.services.recovery import (
     tasks_repath,
 )
 from tests.factories import stock
-from tests.helpers.tasks import run_ready_tasks
+from tests.helpers.tasks import lose_waiting_tasks, run_ready_tasks, waiting_task_args
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,24 +50,26 @@ def test_a_task_running_past_its_lease_is_failed_and_enqueued_again(buyer, produ
     assert Order.objects.get(pk=order.pk).status == "DELIVERED"
 
 
+@pytest.mark.engines
 def test_a_placed_order_without_a_task_is_enqueued_again(buyer, product, settings):
     settings.TASK_LEASE_SECONDS = 60
     order = buyer.place(product, "LOST-2")  # left to the stock batcher: no task
     assert orders_recover() == 0  # too recent to call it stalled
-    DBTaskResult.objects.all().delete()  # the task is lost
+    lose_waiting_tasks()  # the task is lost
     assert orders_recover() == 0  # too recent to call it stalled
     Order.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(seconds=61))
 
     assert orders_recover() == 1
     assert orders_recover() == 0  # the new task is queued: no duplicate
-    assert _fulfil_tasks(TaskResultStatus.READY) == 1
+    assert waiting_task_args(order_fulfil_task) == [[order.pk]]
 
 
+@pytest.mark.engines
 def test_a_pending_order_whose_lease_ran_out_is_resumed(buyer, product, settings):
     settings.TASK_LEASE_SECONDS = 60
     stock(product, 1)
     order = buyer.place(product, "LOST-3")
-    DBTaskResult.objects.all().delete()
+    lose_waiting_tasks()
     Order.objects.filter(pk=order.pk).update(
         status="PENDING",
         sub_status="PROCESSING",
@@ -81,6 +83,7 @@ def test_a_pending_order_whose_lease_ran_out_is_resumed(buyer, product, settings
     assert Order.objects.get(pk=order.pk).status == "DELIVERED"
 
 
+@pytest.mark.engines
 def test_recover_orders_command_reports_its_work(buyer, product, capsys):
     call_command("recover_orders", "--lease-seconds=3600")
     assert "recovered 0 task(s), re-enqueued 0 order(s)" in capsys.readouterr().out

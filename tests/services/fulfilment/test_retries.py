@@ -12,7 +12,7 @@ from orders.models import Order, Wallet
 from orders.services.fulfilment import order_fulfil, retry_delay_seconds
 from tests.factories import stock
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.engines, pytest.mark.django_db]
 
 
 def test_backoff_doubles_from_the_base_and_is_capped(settings):

@@ -20,7 +20,7 @@ from orders.models import Order, Wallet, WalletEntry
 from tests.factories import stock
 from tests.helpers.tasks import TERMINAL, run_ready_tasks, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.engines, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

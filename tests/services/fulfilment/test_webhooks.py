@@ -101,6 +101,7 @@ def test_only_http_urls_and_known_events_are_accepted(buyer):
     assert endpoint.secret is not None and secret not in endpoint.secret.ciphertext
 
 
+@pytest.mark.engines
 @pytest.mark.django_db(transaction=True)
 def test_event_is_retried_until_received_exactly_once(buyer, product, receiver, settings):
     settings.WEBHOOK_RETRY_BASE_SECONDS = 0
@@ -139,6 +140,7 @@ def test_event_is_retried_until_received_exactly_once(buyer, product, receiver, 
     assert len(hook.requests) == 4  # nothing more arrives
 
 
+@pytest.mark.engines
 @pytest.mark.django_db(transaction=True)
 def test_failed_orders_announce_failure_and_refund_without_secrets(
     buyer, product, receiver, settings
