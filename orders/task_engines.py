@@ -53,7 +53,9 @@ class TaskEngine(Protocol):
 
     def backlog(self) -> Backlog: ...
 
-    def queued_first_args(self, paths: Iterable[str], first_args: list[int]) -> set[int]: ...
+    def queued_first_args(
+        self, paths: Iterable[str], first_args: list[int], *, lease_seconds: int
+    ) -> set[int]: ...
 
     def recover_dead(self, *, lease_seconds: int, limit: int, requeue: Requeue) -> int: ...
 
@@ -91,14 +93,20 @@ class DatabaseEngine:
         since = min((t for t in (waiting["enqueued"], waiting["delayed"]) if t), default=None)
         return Backlog(ready=waiting["ready"], oldest_ready_at=since)
 
-    def queued_first_args(self, paths: Iterable[str], first_args: list[int]) -> set[int]:
-        """Of `first_args`, those a READY or RUNNING task of one of `paths` was given
-        first (a RUNNING row past its lease is failed by `recover_dead` first)."""
+    def queued_first_args(
+        self, paths: Iterable[str], first_args: list[int], *, lease_seconds: int
+    ) -> set[int]:
+        """Of `first_args`, those a READY task of one of `paths` was given first, or
+        a RUNNING one started less than the lease ago (an older one has a dead worker
+        and is `recover_dead`'s)."""
+        from django.db.models import Q
         from django_tasks_db.models import DBTaskResult
 
+        started_since = timezone.now() - timedelta(seconds=lease_seconds)
         live = DBTaskResult.objects.filter(
+            Q(status=TaskResultStatus.READY)
+            | Q(status=TaskResultStatus.RUNNING, started_at__gte=started_since),
             task_path__in=list(paths),
-            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
             args_kwargs__args__0__in=first_args,
         )
         return {args["args"][0] for args in live.values_list("args_kwargs", flat=True)}
@@ -190,19 +198,33 @@ class RQEngine:
                 since.append(datetime.fromtimestamp(due[0][1], tz=UTC))
         return Backlog(ready=ready, oldest_ready_at=min(since, default=None))
 
-    def queued_first_args(self, paths: Iterable[str], first_args: list[int]) -> set[int]:
-        """Of `first_args`, those a queued or scheduled job of one of `paths` was given
-        first. A started job does not count: an order whose lease ran out has no live
-        run (services.fulfilment), whatever RQ's registry says of its dead worker."""
+    def queued_first_args(
+        self, paths: Iterable[str], first_args: list[int], *, lease_seconds: int
+    ) -> set[int]:
+        """Of `first_args`, those a job of one of `paths` was given first that is
+        queued, scheduled, being dequeued, or started less than the lease ago (one
+        started longer ago has a dead worker, as on the database engine, and is
+        `recover_dead`'s). Read in one MULTI, so a job moving from the queue to a
+        worker is seen in one place or the other, never in neither."""
         from rq.job import Job
+        from rq.utils import parse_composite_key
 
         wanted, paths, found = set(first_args), set(paths), set()
+        cutoff = timezone.now() - timedelta(seconds=lease_seconds)
         for queue in self._queues():
-            ids = queue.get_job_ids(0, self.SCAN_LIMIT)
-            ids += queue.scheduled_job_registry.get_job_ids(0, self.SCAN_LIMIT - 1)
-            for job in Job.fetch_many(ids, connection=queue.connection):
+            with queue.connection.pipeline() as pipe:
+                pipe.lrange(queue.key, 0, self.SCAN_LIMIT - 1)
+                pipe.zrange(queue.scheduled_job_registry.key, 0, self.SCAN_LIMIT - 1)
+                pipe.lrange(queue.intermediate_queue_key, 0, -1)
+                pipe.zrange(queue.started_job_registry.key, 0, -1)
+                queued, scheduled, dequeuing, started = pipe.execute()
+            waiting = {i.decode() for i in queued + scheduled + dequeuing}
+            running = {parse_composite_key(e.decode())[0] for e in started}
+            for job in Job.fetch_many(list(waiting | running), connection=queue.connection):
                 first = job.args[0] if job is not None and job.args else None
-                if first in wanted and job is not None and job.func_name in paths:
+                if first not in wanted or job is None or job.func_name not in paths:
+                    continue
+                if job.id in waiting or (job.started_at and _aware(job.started_at) >= cutoff):
                     found.add(first)
         return found
 

@@ -114,11 +114,13 @@ def tasks_recover(*, lease_seconds: int | None = None, limit: int = 200) -> int:
     return recovered
 
 
-def _orders_with_live_task(order_ids: list[int]) -> set[int]:
-    """Orders that already have a fulfilment task waiting (or running, on django-tasks-db)."""
+def _orders_with_live_task(order_ids: list[int], lease_seconds: int) -> set[int]:
+    """Orders that already have a fulfilment task waiting, or running within the lease."""
     if not order_ids:
         return set()
-    return task_engines.current().queued_first_args(_paths_of(order_fulfil_task), order_ids)
+    return task_engines.current().queued_first_args(
+        _paths_of(order_fulfil_task), order_ids, lease_seconds=lease_seconds
+    )
 
 
 def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int:
@@ -148,7 +150,7 @@ def orders_recover(*, lease_seconds: int | None = None, limit: int = 500) -> int
         .order_by(Coalesce("leased_until", "next_attempt_at"), "id")
         .values_list("pk", flat=True)[:limit]
     )
-    queued = _orders_with_live_task(candidates)
+    queued = _orders_with_live_task(candidates, lease)
     ids = [pk for pk in candidates if pk not in queued]
     if ids:
         # Not again for another lease, whatever the queue's backlog.

@@ -97,7 +97,10 @@ def test_a_dead_workers_task_is_recovered_once_by_two_sweepers_at_once(
     settings.FULFILMENT_STOCK_BATCHER = False
     order = buyer.place(product, "ENGINE-DEAD")  # no stock: a (slow) vendor call
     worker = workers.start(
-        VENDOR_SIM_LATENCY_MS="5000", WORKER_SWEEP_SECONDS="3600", FULFILMENT_STOCK_BATCHER="0"
+        VENDOR_SIM_LATENCY_MS="5000",
+        WORKER_SWEEP_SECONDS="3600",
+        TASK_LEASE_SECONDS="60",  # its own sweep leaves the task alone
+        FULFILMENT_STOCK_BATCHER="0",
     )
     wait_until(lambda: running_tasks() == 1, timeout=60, what="the worker to start the task")
     workers.kill(worker)
@@ -108,6 +111,32 @@ def test_a_dead_workers_task_is_recovered_once_by_two_sweepers_at_once(
     assert tasks_presumed_dead() == 1
     assert running_tasks() == 0
     assert waiting_task_args(order_fulfil_task) == [[order.pk]]  # enqueued again, once
+
+
+@pytest.mark.postgres
+def test_a_task_a_live_worker_is_running_counts_as_the_orders_task_for_the_sweep(
+    workers, buyer, product, settings
+):
+    # The sweep queues fulfilment again for an order it finds with no live task;
+    # one whose task a worker has just taken off the queue has one.
+    settings.FULFILMENT_STOCK_BATCHER = False
+    order = buyer.place(product, "ENGINE-LIVE")
+    workers.start(
+        VENDOR_SIM_LATENCY_MS="5000",
+        WORKER_SWEEP_SECONDS="3600",
+        TASK_LEASE_SECONDS="60",
+        FULFILMENT_STOCK_BATCHER="0",
+    )
+    wait_until(lambda: running_tasks() == 1, timeout=60, what="the worker to start the task")
+    live = task_engines.current().queued_first_args(
+        [order_fulfil_task.module_path], [order.pk, order.pk + 1], lease_seconds=60
+    )
+    past_lease = task_engines.current().queued_first_args(
+        [order_fulfil_task.module_path], [order.pk], lease_seconds=0
+    )
+
+    assert live == {order.pk}
+    assert past_lease == set()  # held past the lease: the worker is presumed dead
 
 
 @pytest.mark.skipif(not ON_RQ, reason="on django-tasks-db the task commits with the order")
