@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+from django import db
+
 
 class DomainError(Exception):
     code = "domain_error"
@@ -190,3 +193,15 @@ class RefundAlreadyApproved(Conflict):
     """The same user approving twice never counts as two approvals."""
 
     code = "refund_already_approved"
+
+
+# A dependency out of reach right now (a database failover or restart, a network
+# cut, Redis stopped): not an error of the request. The API answers 503
+# `service_unavailable`, the dashboard its 503 page; both with Retry-After.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    db.OperationalError,
+    db.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+UNAVAILABLE_RETRY_SECONDS = 5

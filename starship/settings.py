@@ -126,6 +126,13 @@ if REDIS_URL:
             "BACKEND": "starship.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="starship"),
+            # A Redis that stops answering fails a request in seconds (a 503 the
+            # client retries) rather than holding it, and a gunicorn worker, until
+            # Redis is back. A socket_timeout in REDIS_URL's query takes precedence.
+            "OPTIONS": {
+                "socket_connect_timeout": env_int("REDIS_TIMEOUT_SECONDS", default=2),
+                "socket_timeout": env_int("REDIS_TIMEOUT_SECONDS", default=2),
+            },
         }
     }
 else:
@@ -161,7 +168,7 @@ if TASKS_BACKEND == RQ_BACKEND:
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "login"
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "starship.sessions"
 # Idle timeout: the session expires 15 minutes after the last request, give
 # or take SESSION_REFRESH_SECONDS (starship.middleware.IdleTimeoutMiddleware
 # refreshes it at most that often instead of saving it on every request).

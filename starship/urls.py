@@ -27,3 +27,6 @@ urlpatterns = [
     path("dashboard/", include("orders.dashboard.urls")),
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
 ]
+
+# A database or Redis out of reach: the 503 page; anything else: the 500 page.
+handler500 = "orders.dashboard.errors.server_error"

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import redis
-from django import db
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -21,7 +19,13 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from orders.errors import DomainError, RateLimited, ValidationFailed
+from orders.errors import (
+    UNAVAILABLE_ERRORS,
+    UNAVAILABLE_RETRY_SECONDS,
+    DomainError,
+    RateLimited,
+    ValidationFailed,
+)
 
 if TYPE_CHECKING:
     from ninja import NinjaAPI
@@ -32,7 +36,6 @@ UNAUTHORIZED_MESSAGE = "Invalid or expired access token"
 NOT_FOUND_MESSAGE = "No Matching Result Found!"
 INTERNAL_MESSAGE = "Internal error; it has been logged."
 UNAVAILABLE_MESSAGE = "The service is briefly unavailable; retry after a few seconds."
-UNAVAILABLE_RETRY_SECONDS = 5
 
 # The HTTP status of each domain error code (orders/errors.py): the API's one
 # table of them. A code missing here answers as its nearest parent class's code.
@@ -210,10 +213,7 @@ HANDLERS: list[tuple[type[Exception], Callable[..., HttpResponse]]] = [
     (RequestDataTooBig, _on_too_big),
     (Http404, _on_not_found),
     # A dependency out of reach: the database's connection errors, Redis's (cache, RQ).
-    (db.OperationalError, _on_unavailable),
-    (db.InterfaceError, _on_unavailable),
-    (redis.exceptions.ConnectionError, _on_unavailable),
-    (redis.exceptions.TimeoutError, _on_unavailable),
+    *((unavailable, _on_unavailable) for unavailable in UNAVAILABLE_ERRORS),
     (Exception, internal_error),
 ]
 
