@@ -19,7 +19,9 @@ This module imports no service (the sweeps in services/recovery.py call it).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -263,7 +265,7 @@ class RQEngine:
                 recovered += 1
         return recovered
 
-    def _worker(self, queue_names: list[str], worker_id: str | None) -> Any:
+    def _worker(self, queue_names: list[str], worker_id: str | None, round_: int = 1) -> Any:
         from django_tasks_rq.backend import Job
         from rq import SimpleWorker
 
@@ -272,7 +274,10 @@ class RQEngine:
             queues,
             connection=queues[0].connection,
             job_class=Job,
-            name=worker_id,
+            # RQ refuses a name whose registration has not expired yet (worker_ttl):
+            # that of a SIGKILLed process started again under its --worker-id, or of
+            # this process's loop before Redis went away. Each gets a name of its own.
+            name=f"{worker_id}.{os.getpid()}.{round_}" if worker_id else None,
             maintenance_interval=self.MAINTENANCE_SECONDS,
             worker_ttl=self.WORKER_TTL_SECONDS,
         )
@@ -293,8 +298,8 @@ class RQEngine:
         scheduler.start()
         level = logging.getLevelName(logger.getEffectiveLevel())
         try:
-            while True:
-                worker = self._worker(queue_names, worker_id)
+            for round_ in itertools.count(1):
+                worker = self._worker(queue_names, worker_id, round_)
                 try:
                     worker.work(logging_level=level)
                 except redis.exceptions.RedisError as exc:

@@ -164,7 +164,7 @@ class WorkerPool:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, *, worker_id: str | None = None, **env: str) -> subprocess.Popen[bytes]:
         n = len(self.procs) + 1
         log = open(self.log_dir / f"worker{n}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
@@ -173,7 +173,7 @@ class WorkerPool:
                 "manage.py",
                 "run_worker",
                 "--interval=0.1",
-                f"--worker-id=test-worker-{n}",
+                f"--worker-id={worker_id or f'test-worker-{n}'}",
             ],
             cwd=BASE_DIR,
             env=worker_env(**env),

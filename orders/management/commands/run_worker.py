@@ -167,6 +167,10 @@ class Command(BaseCommand):
         sealer.start()
         if settings.FULFILMENT_STOCK_BATCHER:
             batcher.start()
+        if not isinstance(engine, task_engines.DatabaseEngine):
+            # db_worker logs this line itself; scripts wait for it (bench/servers.py).
+            self.stdout.write(f"Starting worker worker_id={worker_id} queues={','.join(queues)}")
+            self.stdout.flush()
         try:
             engine.work(queue_names=queues, worker_id=worker_id, interval=options["interval"])
         finally:

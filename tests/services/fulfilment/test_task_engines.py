@@ -139,6 +139,34 @@ def test_a_task_a_live_worker_is_running_counts_as_the_orders_task_for_the_sweep
     assert past_lease == set()  # held past the lease: the worker is presumed dead
 
 
+@pytest.mark.postgres
+def test_a_worker_started_again_under_its_id_right_after_a_sigkill_delivers(
+    workers, buyer, product, settings
+):
+    # As a supervisor restarts a killed worker at once, with the same --worker-id.
+    settings.FULFILMENT_STOCK_BATCHER = False
+    stock(product, 2)
+    first = buyer.place(product, "ENGINE-AGAIN-1")
+    killed = workers.start(worker_id="host-a", FULFILMENT_STOCK_BATCHER="0")
+    wait_until(
+        lambda: Order.objects.get(pk=first.pk).status == "DELIVERED",
+        timeout=60,
+        what="the first worker to deliver",
+    )
+    workers.kill(killed)
+
+    again = workers.start(worker_id="host-a", FULFILMENT_STOCK_BATCHER="0")
+    second = buyer.place(product, "ENGINE-AGAIN-2")
+
+    wait_until(
+        lambda: Order.objects.get(pk=second.pk).status == "DELIVERED" or again.poll() is not None,
+        timeout=60,
+        what="the restarted worker to deliver",
+    )
+    assert again.poll() is None, workers.logs()[-600:]  # still running
+    assert Order.objects.get(pk=second.pk).status == "DELIVERED"
+
+
 @pytest.mark.skipif(not ON_RQ, reason="on django-tasks-db the task commits with the order")
 def test_an_order_placed_while_rqs_redis_is_out_of_reach_is_kept_and_queued_later(
     buyer, product, settings, caplog
