@@ -81,6 +81,9 @@ def statement_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]
         with connection.cursor() as cursor:
             yield cursor
         return
+    # As Django's own cursor() does: with CONN_HEALTH_CHECKS, a connection the
+    # server dropped since the last request is replaced before it is used.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     # Django's own wrapping of a new cursor (not in its stubs): debug log included.
     with connection._prepare_cursor(PreparingCursor(connection.connection)) as cursor:  # type: ignore[attr-defined]
