@@ -9,7 +9,7 @@ PORT ?= 8000
 # pytest arguments, e.g. `make test ARGS="-k wallet -x"`
 ARGS ?=
 
-.PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench bench-data-5m bench-5m bench-table clean
+.PHONY: run test setup uv migrate demo lint format typecheck check bench-data bench bench-data-5m bench-5m bench-table soak clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x "$(HOME)/.local/bin/uv" || python3 -m uv --version >/dev/null 2>&1 || \
@@ -66,6 +66,12 @@ bench-5m: setup
 
 bench-table: setup
 	@$(PY) bench/table.py
+
+## soak: two hosts and two RQ workers under load while a worker, the database's
+## connections and Redis fail; checks nothing was lost or doubled (bench/soak.py).
+SOAK_ARGS ?=
+soak: setup
+	@$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf .venv db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles audit-checkpoints.jsonl

@@ -27,6 +27,7 @@ import atexit
 import contextlib
 import ctypes
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ STOP_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 _live: list[subprocess.Popen[bytes]] = []
+_worker_numbers = itertools.count(1)  # worker ids stay unique across worker() calls
 
 
 # --- child processes --------------------------------------------------------
@@ -354,7 +356,7 @@ def worker(
         started: list[subprocess.Popen[bytes]] = []
         log_paths = []
         try:
-            for number in range(1, processes + 1):
+            for number in itertools.islice(_worker_numbers, processes):
                 log_path = logs / f"worker-{number}.log"
                 argv = [
                     str(VENV_BIN / "python"),
