@@ -26,7 +26,8 @@ def _answers(server: subprocess.Popen[bytes], url: str) -> bool:
 
 @contextmanager
 def gunicorn_hosts(tmp_path: Path, count: int = 1, **env: str) -> Iterator[list[str]]:
-    """`count` gunicorn masters; yields their base URLs, stops them afterwards."""
+    """`count` gunicorn masters with the deploy config, one worker each; yields their
+    base URLs, stops them afterwards."""
     environ = worker_env(
         DJANGO_DEBUG="0",
         SECURE_SSL_REDIRECT="0",
@@ -34,6 +35,7 @@ def gunicorn_hosts(tmp_path: Path, count: int = 1, **env: str) -> Iterator[list[
         SECURE_COOKIES="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         STATIC_ROOT=str(tmp_path / "static"),
+        WEB_CONCURRENCY="1",
         **env,
     )
     servers, urls = [], []
@@ -49,7 +51,8 @@ def gunicorn_hosts(tmp_path: Path, count: int = 1, **env: str) -> Iterator[list[
                         sys.executable,
                         "-m",
                         "gunicorn",
-                        "starship.wsgi",
+                        "--config",
+                        "deploy/gunicorn.conf.py",  # as docs/deploy.md runs it
                         "--bind",
                         f"127.0.0.1:{port}",
                     ],
