@@ -102,6 +102,7 @@ class Answer:
 @dataclass
 class Seen:
     started: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # the same moment, wall clock
     answers: list[Answer] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -454,7 +455,30 @@ def _windows(load_seconds: float) -> list[tuple[str, float, float]]:
     ]
 
 
-def _summarise(seen: Seen, windows: list[tuple[str, float, float]]) -> dict[str, Any]:
+def _delivery_seconds(order_ids: list[int], started_at: float) -> list[tuple[float, float]]:
+    """(placed, seconds from placed to delivered) of each delivered order, placed
+    in seconds since the load started."""
+    from orders.models import Order
+
+    rows = Order.objects.filter(pk__in=order_ids, delivered_at__isnull=False)
+    return [
+        (placed.timestamp() - started_at, (delivered - placed).total_seconds())
+        for placed, delivered in rows.values_list("placed_at", "delivered_at")
+    ]
+
+
+def _deliveries(times: list[tuple[float, float]]) -> dict[str, Any]:
+    seconds = [s for _, s in times]
+    return {
+        "orders_placed": len(seconds),
+        "delivered_p50_s": rounded(percentile(seconds, 0.5), 2),
+        "delivered_max_s": rounded(max(seconds, default=None), 2),
+    }
+
+
+def _summarise(
+    seen: Seen, windows: list[tuple[str, float, float]], deliveries: list[tuple[float, float]]
+) -> dict[str, Any]:
     def block(answers: list[Answer]) -> dict[str, Any]:
         ms = [a.ms for a in answers]
         errors = [a for a in answers if not a.status.startswith(("2", "3"))]
@@ -476,11 +500,16 @@ def _summarise(seen: Seen, windows: list[tuple[str, float, float]]) -> dict[str,
     def inside(answer: Answer) -> bool:
         return any(start <= answer.at <= end for _, start, end in windows)
 
+    def placed_inside(placed: float) -> bool:
+        return any(start <= placed <= end for _, start, end in windows)
+
     return {
-        "outside_faults": block([a for a in seen.answers if not inside(a)]),
+        "outside_faults": block([a for a in seen.answers if not inside(a)])
+        | _deliveries([d for d in deliveries if not placed_inside(d[0])]),
         "faults": {
             name: {"from_s": round(start, 1), "to_s": round(end, 1)}
             | block([a for a in seen.answers if start <= a.at <= end])
+            | _deliveries([d for d in deliveries if start <= d[0] <= end])
             for name, start, end in windows
         },
     }
@@ -574,7 +603,8 @@ def soak(database_url: str, load_seconds: float, log_dir: Path) -> dict[str, Any
         from orders.models import Order
 
         orders_in_db = Order.objects.filter(client_id=world.client_id).count()
-        summary = _summarise(seen, _windows(load_seconds))
+        deliveries = _delivery_seconds(order_ids, seen.started_at)
+        summary = _summarise(seen, _windows(load_seconds), deliveries)
         never_accepted = sum(1 for i in ledger.accepted.values() if i is None)
         checks = {
             "every order terminal": not (statuses["PLACED"] or statuses["PENDING"]),
@@ -622,7 +652,9 @@ def _print(result: dict[str, Any]) -> None:
         print(
             f"  {name}: {block['requests']} requests, {block['statuses']}, "
             f"p50 {block['p50_ms']} ms, max {block['max_ms']} ms, "
-            f"error answers not clear: {block['errors_not_clear']}"
+            f"error answers not clear: {block['errors_not_clear']}; "
+            f"{block['orders_placed']} orders placed, delivered p50 {block['delivered_p50_s']} s, "
+            f"max {block['delivered_max_s']} s"
         )
         for kind, seen_ in block["by_kind"].items():
             print(f"      {kind}: {seen_['statuses']}, max {seen_['max_ms']} ms")
