@@ -16,11 +16,14 @@ import logging
 from typing import Any
 
 from django.contrib.sessions.backends import cached_db
+from django.core.cache.backends.base import BaseCache
 
 logger = logging.getLogger("django.contrib.sessions")
 
 
 class SessionStore(cached_db.SessionStore):
+    _cache: BaseCache  # Django's attributes, missing from its stubs
+
     def load(self) -> dict[str, Any]:
         try:
             data = self._cache.get(self.cache_key)
@@ -28,7 +31,7 @@ class SessionStore(cached_db.SessionStore):
             data = None  # as Django: a cache that cannot answer is a miss
         if data is not None:
             return data  # type: ignore[no-any-return]
-        stored = self._get_session_from_db()
+        stored = self._get_session_from_db()  # type: ignore[attr-defined]
         if stored is None:
             return {}
         data = self.decode(stored.session_data)
