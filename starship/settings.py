@@ -9,6 +9,7 @@ Every variable is listed in README.md's configuration table.
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -86,9 +87,12 @@ TEMPLATES = [
 # DATABASE_URL selects the database (postgres://… in production and CI).
 # Without it, SQLite in WAL mode so the web server and the worker can share it.
 DATABASE_URL = env("DATABASE_URL", default="")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+
+def _server_database(url: str) -> dict[str, Any]:
+    """A database server's settings from its URL: kept-alive, health-checked connections."""
+    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+    database["CONN_HEALTH_CHECKS"] = True
     # PostgreSQL prepares the few statements that orders/selectors/prepared.py
     # runs through `statement_cursor` (the API's order read, placing's reads, audit
     # inserts), once per connection: planning the order read's joins costs the
@@ -96,10 +100,15 @@ if DATABASE_URL:
     # statement reaches by count); Django's own cursors never prepare.
     # DATABASE_PREPARED_STATEMENTS=0 behind a pooler that keeps no prepared
     # statements between transactions.
-    if env_bool("DATABASE_PREPARED_STATEMENTS", default=True) and DATABASES["default"][
-        "ENGINE"
-    ].endswith("postgresql"):
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    if env_bool("DATABASE_PREPARED_STATEMENTS", default=True) and database["ENGINE"].endswith(
+        "postgresql"
+    ):
+        database.setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    return database
+
+
+if DATABASE_URL:
+    DATABASES = {"default": _server_database(DATABASE_URL)}
 else:
     DATABASES = {
         "default": {
@@ -112,6 +121,19 @@ else:
             },
         }
     }
+# A read replica of DATABASE_URL (a streaming standby): the dashboard's lists,
+# overview and CSV exports read from it, everything else reads and writes the
+# primary (orders/db_router.py, docs/decisions/0010-read-replica.md). Empty: no
+# replica, every query on the primary. DATABASE_REPLICA_ALIAS is what the router
+# reads; "" turns it off (the test settings define the alias and leave it off).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ALIAS = ""
+if DATABASE_REPLICA_URL:
+    if not DATABASE_URL:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL is a replica of DATABASE_URL: set both.")
+    DATABASES["replica"] = _server_database(DATABASE_REPLICA_URL)
+    DATABASE_REPLICA_ALIAS = "replica"
+DATABASE_ROUTERS = ["orders.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The role the application connects as when it is not the tables' owner (see
 # docs/deploy.md): `migrate`, run as the owner, grants it DML on every table but

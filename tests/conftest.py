@@ -42,15 +42,22 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
     if not APP_ROLE:
         yield
         return
-    db = connections["default"].settings_dict
+    # The default connection and its test mirrors (the read replica's alias).
+    dbs = [
+        connections[alias].settings_dict
+        for alias in connections
+        if alias == "default" or connections[alias].settings_dict["TEST"]["MIRROR"] == "default"
+    ]
     with django_db_blocker.unblock():
         connections.close_all()
-        _OWNER.update(USER=db["USER"], PASSWORD=db["PASSWORD"])
-        db.update(USER=APP_ROLE, PASSWORD="")  # trust auth or ~/.pgpass for the role
+        _OWNER.update(USER=dbs[0]["USER"], PASSWORD=dbs[0]["PASSWORD"])
+        for db in dbs:
+            db.update(USER=APP_ROLE, PASSWORD="")  # trust auth or ~/.pgpass for the role
     yield
     with django_db_blocker.unblock():
         connections.close_all()
-        db.update(_OWNER)  # the owner drops the test database
+        for db in dbs:
+            db.update(_OWNER)  # the owner drops the test database
         _OWNER.clear()
 
 

@@ -8,6 +8,7 @@ before any conftest), and inherited by the workers and servers tests start.
 """
 
 import os
+from copy import deepcopy
 
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
@@ -31,3 +32,12 @@ if os.environ.get("TASKS_BACKEND") == "django_tasks_rq.RQBackend":
     os.environ["RQ_REDIS_URL"] = _redis_db(_base, 2 + 2 * _n)
 
 from starship.settings import *  # noqa: E402, F403
+
+# A second alias of the test database, as DATABASE_REPLICA_URL makes one in
+# production: a test mirror (no database of its own; its connection reads what
+# "default" committed, so tests using it are transactional). The router leaves
+# it alone (DATABASE_REPLICA_ALIAS stays "") unless a test sets
+# `settings.DATABASE_REPLICA_ALIAS = "replica"` (tests/test_db_router.py); no
+# other test can reach it, since a test may query only the aliases it names.
+DATABASE_REPLICA_ALIAS = ""
+DATABASES["replica"] = {**deepcopy(DATABASES["default"]), "TEST": {"MIRROR": "default"}}  # noqa: F405

@@ -24,7 +24,7 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_", "AUDIT_"))
-        and key not in {"DATABASE_URL", "SQLITE_PATH", "STATIC_ROOT"}
+        and key not in {"DATABASE_URL", "DATABASE_REPLICA_URL", "SQLITE_PATH", "STATIC_ROOT"}
     }
     # Only what production must provide: no HTTPS, HSTS or cookie variable at all.
     env.update(
@@ -81,6 +81,33 @@ def _settings(env: dict[str, str], *names: str) -> dict[str, object]:
         check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_replica_url_adds_the_replica_alias_with_the_primarys_options(tmp_path):
+    primary = "postgres://app:secret@primary.internal:5432/starship"
+    replica = "postgres://app:secret@replica.internal:5432/starship"
+    names = ("DATABASES", "DATABASE_REPLICA_ALIAS", "DATABASE_ROUTERS")
+
+    alone = _settings(_production_env(tmp_path, DATABASE_URL=primary), *names)
+    both = _settings(
+        _production_env(tmp_path, DATABASE_URL=primary, DATABASE_REPLICA_URL=replica), *names
+    )
+
+    assert set(alone["DATABASES"]) == {"default"} and alone["DATABASE_REPLICA_ALIAS"] == ""
+    assert both["DATABASE_REPLICA_ALIAS"] == "replica"
+    assert both["DATABASE_ROUTERS"] == ["orders.db_router.ReplicaRouter"]
+    default, copy = both["DATABASES"]["default"], both["DATABASES"]["replica"]
+    assert copy["HOST"] == "replica.internal" and default["HOST"] == "primary.internal"
+    for option in ("ENGINE", "NAME", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
+        assert copy[option] == default[option], option
+    assert copy["OPTIONS"]["prepare_threshold"] == 2**31 - 1
+
+
+def test_a_replica_without_a_primary_url_is_refused(tmp_path):
+    env = _production_env(tmp_path, DATABASE_REPLICA_URL="postgres://app@replica.internal/db")
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        _settings(env, "DATABASES")
+    assert "DATABASE_REPLICA_URL is a replica of DATABASE_URL" in refused.value.stderr
 
 
 SECURITY = (

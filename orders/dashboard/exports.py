@@ -142,6 +142,9 @@ def export_rows(qs: QuerySet[Any], fields: list[str]) -> Iterator[Sequence[Any]]
     text, so the rows go from the cursor to the csv writer with no Python step per
     row; elsewhere (SQLite) Python formats the timestamps and the text.
     """
+    # The rows are read while the response streams, after the view returned and
+    # its `reads_from_replica()` scope closed: the database is chosen now.
+    qs = qs.using(qs.db)
     kinds = {name: _column_field(qs, name) for name in fields}
     timestamps = {name for name, field in kinds.items() if isinstance(field, DateTimeField)}
     texts = {name for name, field in kinds.items() if _is_free_text(field)}

@@ -32,6 +32,7 @@ from orders.dashboard.http import (
 )
 from orders.dashboard.permissions import PERMISSIONS, permission_for
 from orders.dashboard.widgets import QuickSelect
+from orders.db_router import reads_from_replica
 from orders.enums import SubStatus, WalletEntryKind
 from orders.errors import DomainError, ValidationFailed
 from orders.models import Client, RefundReview, WalletCreditRequest
@@ -241,6 +242,7 @@ def _queue_context(query: QueryDict) -> tuple[dict[str, Any], int]:
 
 @require_GET
 @permission_for("refund_queue")
+@reads_from_replica()
 def refund_queue(request: HtmxHttpRequest) -> HttpResponse:
     context, status = _queue_context(request.GET)
     template = page_or_partial(request, "dashboard/finance/refunds.html", "refund-results")
@@ -284,6 +286,7 @@ def refund_decide(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_for("wallet_list")
+@reads_from_replica()
 def wallet_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request, "dashboard/finance/wallets.html", {"wallets": finance_selectors.wallet_list()}
@@ -437,6 +440,7 @@ def _credit_queue_context(request: HtmxHttpRequest) -> dict[str, Any]:
 
 @require_GET
 @permission_for("credit_queue")
+@reads_from_replica()
 def credit_queue(request: HtmxHttpRequest) -> HttpResponse:
     template = page_or_partial(request, "dashboard/finance/credits.html", "credit-results")
     return render(request, template, _credit_queue_context(request))
@@ -530,6 +534,7 @@ def _unusable_filters() -> HttpResponse:
 
 @require_GET
 @permission_for("export_orders")
+@reads_from_replica()
 def export_orders(request: HtmxHttpRequest) -> HttpResponse:
     """The order list's current filters as CSV; never a voucher column."""
     form = OrderFilterForm(request.GET)
@@ -542,6 +547,7 @@ def export_orders(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_for("export_refunds")
+@reads_from_replica()
 def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
     """The refund queue under its current filters as CSV."""
     form = RefundQueueFilterForm(request.GET)
@@ -553,6 +559,7 @@ def export_refunds(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_for("export_ledger")
+@reads_from_replica()
 def export_ledger(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     """One wallet's ledger (newest first) under the page's filters as CSV."""
     with not_found_as_404("No such wallet."):

@@ -42,6 +42,7 @@ from orders.dashboard.http import (
 from orders.dashboard.permissions import permission_for
 from orders.dashboard.templatetags.dashboard import money, when
 from orders.dashboard.widgets import QuickSelect
+from orders.db_router import reads_from_replica
 from orders.enums import InventoryStatus
 from orders.errors import DomainError
 from orders.models import ImportBatch, Product, Voucher
@@ -252,6 +253,7 @@ def _low_stock_item_html(row: inventory_selectors.StockRow) -> str:
 
 @require_GET
 @permission_for("inventory_stock")
+@reads_from_replica()
 def inventory_stock(request: HtmxHttpRequest) -> HttpResponse:
     report = inventory_selectors.stock_report()
     rows = report.rows
@@ -405,6 +407,7 @@ def _voucher_page(form: VoucherFilterForm) -> tuple[list[Voucher], int | None]:
 
 @require_GET
 @permission_for("inventory_vouchers")
+@reads_from_replica()
 def inventory_vouchers(request: HtmxHttpRequest) -> HttpResponse:
     form = VoucherFilterForm(request.GET)
     rows: list[Voucher] | None = None
@@ -480,6 +483,7 @@ def _batch_rows() -> QuerySet[ImportBatch]:
 
 @require_GET
 @permission_for("inventory_batches")
+@reads_from_replica()
 def inventory_batches(request: HtmxHttpRequest) -> HttpResponse:
     """Import batches, newest first, by keyset on id."""
     before = request.GET.get("before", "")

@@ -20,6 +20,7 @@ from orders.dashboard.forms import AuditFilterForm
 from orders.dashboard.http import HtmxHttpRequest, page_or_partial
 from orders.dashboard.permissions import permission_for
 from orders.dashboard.templatetags.dashboard import money, status_badge
+from orders.db_router import reads_from_replica
 from orders.errors import ValidationFailed
 from orders.selectors import audit as audit_selectors
 from orders.selectors import overview as overview_selectors
@@ -51,6 +52,7 @@ def _low_stock_html(rows: list[dict[str, Any]]) -> SafeString:
 
 @require_GET
 @permission_for("overview")
+@reads_from_replica()
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     stats = overview_selectors.dashboard_overview()
     context = {
@@ -68,6 +70,7 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_for("audit_log")
+@reads_from_replica()
 def audit_log(request: HtmxHttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET, actions=audit_selectors.audit_actions())
     page = None

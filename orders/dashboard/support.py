@@ -29,6 +29,7 @@ from orders.dashboard.http import (
     page_or_partial,
 )
 from orders.dashboard.permissions import permission_for
+from orders.db_router import reads_from_replica
 from orders.enums import DeliveryEmailStatus
 from orders.errors import DomainError, RateLimited, ValidationFailed
 from orders.selectors import inventory as inventory_selectors
@@ -46,6 +47,7 @@ EXPIRY_WARNING_DAYS = 30
 
 @require_GET
 @permission_for("order_list")
+@reads_from_replica()
 def order_list(request: HtmxHttpRequest) -> HttpResponse:
     form = OrderFilterForm(request.GET)
     page = None
