@@ -48,3 +48,22 @@ def audit_key_configured(app_configs: Any, **kwargs: Any) -> list[Error]:
             id="orders.E001",
         )
     ]
+
+
+@register()
+def trusted_proxies_valid(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """TRUSTED_PROXIES names addresses or CIDR networks only."""
+    from orders.addresses import networks_parse
+    from orders.errors import ValidationFailed
+
+    try:
+        networks_parse(settings.TRUSTED_PROXIES, field="TRUSTED_PROXIES")
+    except ValidationFailed as exc:
+        return [
+            Error(
+                f"TRUSTED_PROXIES: {exc.message}",
+                hint="A comma-separated list of IPs or CIDRs, e.g. 10.0.0.0/8,2001:db8::1.",
+                id="orders.E020",
+            )
+        ]
+    return []

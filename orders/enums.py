@@ -8,6 +8,7 @@ responses; internal enums never do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Self
 
 from django.db import models
@@ -202,3 +203,37 @@ class WebhookEvent(SpecChoices):
             except ValueError:
                 pass
         raise InvalidEnumValue(field=field or "event", value=value, valid=cls.canonical_values())
+
+
+class ApiScope(models.TextChoices):
+    """What an API credential (and a token issued for it) may do: the one list of
+    scopes. Each /api/v1 operation names the one it needs (orders/api/auth.py
+    `scoped`); `vouchers:read` decides whether an order read carries voucher
+    secrets. Values are lowercase `resource:action`, as partners type them."""
+
+    ORDERS_WRITE = "orders:write", "Place orders"
+    ORDERS_READ = "orders:read", "Read orders, products and prices"
+    VOUCHERS_READ = "vouchers:read", "Read voucher codes of delivered orders"
+    WALLET_READ = "wallet:read", "Read wallet balances and the ledger"
+    WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook endpoints"
+
+    @classmethod
+    def parse_many(cls, values: Iterable[object], *, field: str = "scopes") -> list[str]:
+        """The scopes named in `values` (each exact, lowercase), in this class's
+        order and without repeats; an unknown one raises InvalidEnumValue naming
+        the valid ones."""
+        wanted = set()
+        for value in values:
+            if not isinstance(value, str) or value.strip() not in cls.values:
+                raise InvalidEnumValue(field=field, value=value, valid=cls.values)
+            wanted.add(value.strip())
+        return [scope for scope in cls.values if scope in wanted]
+
+
+# Every scope: what a credential gets unless told otherwise.
+ALL_API_SCOPES: tuple[str, ...] = tuple(ApiScope.values)
+
+
+def all_api_scopes() -> list[str]:
+    """A new credential's scopes by default (a callable: a JSONField's default)."""
+    return list(ALL_API_SCOPES)

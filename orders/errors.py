@@ -84,6 +84,30 @@ class PermissionDenied(DomainError):
     code = "forbidden"
 
 
+class InsufficientScope(PermissionDenied):
+    """The credential (or its token) does not hold the scope an operation needs."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, *, missing: Sequence[str]) -> None:
+        names = ", ".join(missing)
+        super().__init__(
+            f"This credential lacks the scope {names} needed here; "
+            "ask for a credential (or a token) that holds it.",
+            missing=list(missing),
+        )
+
+
+class AddressNotAllowed(PermissionDenied):
+    """The request comes from an address outside the credential's allowlist. The
+    message never names the allowlist."""
+
+    code = "ip_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("Requests with this credential are not accepted from your address.")
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
 

@@ -7,7 +7,6 @@ OrdersConfig.ready (the receiver and the admin).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from axes.admin import AccessAttemptAdmin
@@ -20,31 +19,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from orders.addresses import client_address
 from orders.services.actors import Actor
 from orders.services.logins import login_attempts_clear, login_lockout_record
 
 
-def _valid_ip(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
-
-
 def client_ip(request: HttpRequest) -> str | None:
-    """The address sign-in failures are counted against.
-
-    REMOTE_ADDR; behind the one TLS proxy that SECURE_PROXY_SSL_HEADER trusts,
-    the address that proxy appended to X-Forwarded-For (the last entry: the
-    ones before it come from the client and can be forged). Without this every
-    user would share the proxy's address and five failures would lock out all.
+    """The address sign-in failures are counted against: the client's address as
+    everything else records it (orders/addresses.py). Behind a proxy list it in
+    TRUSTED_PROXIES, or every user shares its address and five failures lock out all.
     """
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        appended = _valid_ip(forwarded.rsplit(",", 1)[-1]) if forwarded else None
-        if appended:
-            return appended
-    return _valid_ip(request.META.get("REMOTE_ADDR") or "")
+    return client_address(request)
 
 
 def lockout_response(

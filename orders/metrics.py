@@ -41,6 +41,10 @@ VOUCHER_REVEALS = Counter("starship_voucher_reveals", "Vouchers revealed to staf
 API_VOUCHER_READS = Counter(
     "starship_api_voucher_reads", "API order reads that returned vouchers (each audited)"
 )
+API_IP_REFUSALS = Counter(
+    "starship_api_ip_refusals",
+    "API requests refused because the address is outside the credential's allowlist",
+)
 
 # Placed -> delivered, seconds: the buckets of the last hour's orders.
 DELIVERY_BUCKETS = (1, 2, 5, 10, 30, 60, 300, 900, 3600)

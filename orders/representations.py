@@ -181,6 +181,8 @@ class OrderSummaryOut(Schema):
 # Build it with `OrderDetailOut.of(...)`: the vouchers (revealed and audited by
 # the reveal service) and the live delivery time are not columns of the order;
 # `items` (when given) are the order's items already read, else `order.items`.
+# `vouchers_redacted`: read with a credential (or token) without the
+# vouchers:read scope, so each voucher's secret fields are null.
 # `order_detail_json` writes the same document piece by piece, for an order
 # too large to hold decrypted at once.
 class OrderDetailOut(Schema):
@@ -207,6 +209,13 @@ class OrderDetailOut(Schema):
     wallet_amount: Money
     customer: CustomerOut
     items: list[OrderItemOut]
+    vouchers_redacted: bool = Field(
+        description=(
+            "true: read without the vouchers:read scope. Each delivered voucher is "
+            "listed, but card_number, pin_code, claim_url and voucher_reference_number "
+            "are null (withheld, not missing); false: nothing withheld."
+        )
+    )
 
     @classmethod
     def of(
@@ -216,9 +225,19 @@ class OrderDetailOut(Schema):
         vouchers: Sequence[PlainVoucher],
         delivery_time: DeliveryTime,
         items: Sequence[ItemLike] | None = None,
+        vouchers_redacted: bool = False,
     ) -> Self:
-        context = {"vouchers": vouchers, "delivery_time": delivery_time, "items": items}
+        context = {
+            "vouchers": vouchers,
+            "delivery_time": delivery_time,
+            "items": items,
+            "vouchers_redacted": vouchers_redacted,
+        }
         return cls.model_validate(order, context=context)
+
+    @staticmethod
+    def resolve_vouchers_redacted(order: Order, context: dict[str, Any]) -> bool:
+        return bool(context.get("vouchers_redacted", False))
 
     @staticmethod
     def resolve_vouchers(order: Order, context: dict[str, Any]) -> Sequence[PlainVoucher]:
@@ -282,7 +301,9 @@ def item_fields(item: ItemLike) -> dict[str, Any]:
     }
 
 
-def order_fields(order: Order, *, delivery_time: DeliveryTime) -> dict[str, Any]:
+def order_fields(
+    order: Order, *, delivery_time: DeliveryTime, vouchers_redacted: bool = False
+) -> dict[str, Any]:
     """OrderDetailOut's dump of an order without its vouchers and items (both []),
     written straight from the columns: the detail of every poll, without a
     validation per answer. tests/api/test_detail_large_order.py holds it to the
@@ -310,6 +331,7 @@ def order_fields(order: Order, *, delivery_time: DeliveryTime) -> dict[str, Any]
         "wallet_amount": money(order.wallet_amount),
         "customer": OrderDetailOut.resolve_customer(order),
         "items": [],
+        "vouchers_redacted": vouchers_redacted,
     }
 
 
@@ -318,11 +340,12 @@ def order_detail_json(
     *,
     chunks: Iterable[tuple[Sequence[ItemLike], Sequence[PlainVoucher]]],
     delivery_time: DeliveryTime,
+    vouchers_redacted: bool = False,
 ) -> Iterator[str]:
     """OrderDetailOut's JSON, byte for byte as the API renders it, written as the
     (items, vouchers) chunks come: each chunk's vouchers are written and dropped;
     only the items' short JSON is kept until the `items` field (after `vouchers`)."""
-    fields = order_fields(order, delivery_time=delivery_time)
+    fields = order_fields(order, delivery_time=delivery_time, vouchers_redacted=vouchers_redacted)
     names = list(fields)
     at_vouchers, at_items = names.index("vouchers"), names.index("items")
     before = {name: fields[name] for name in names[:at_vouchers]}

@@ -411,6 +411,11 @@ API_RATE_LIMIT_ORDER_READS_PER_HOUR = env_int("API_RATE_LIMIT_ORDER_READS_PER_HO
 API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", default=5)
 # A request body over this many bytes is answered 413 before it is read.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# The proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed:
+# a request from one is the right-most forwarded address that is not a trusted
+# proxy itself (orders/addresses.py). Empty: X-Forwarded-For is ignored and the
+# client's address is REMOTE_ADDR (for the API allowlists, audit and sign-in).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", default=[])
 
 # --- Logging ----------------------------------------------------------------
 # LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request

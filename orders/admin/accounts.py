@@ -53,8 +53,29 @@ class ApiCredentialAdmin(AuditedAdmin):
     list_filter = ("mode", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("public_key", "label", "client__name")
     list_select_related = ("client",)
-    fields = ("client", "public_key", "mode", "label", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("client", "public_key", "mode", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "client",
+        "public_key",
+        "mode",
+        "label",
+        "scopes",
+        "allowed_networks",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    # Scopes and networks change through services/clients.credential_access_set
+    # (checked, audited, the API's cache cleared), not by editing JSON here.
+    readonly_fields = (
+        "client",
+        "public_key",
+        "mode",
+        "scopes",
+        "allowed_networks",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ("revoke",)
 
     @admin.display(description="State")

@@ -31,6 +31,12 @@ Buy gift cards, mobile top-ups and digital services, paid from your prepaid wall
 **Authentication**: `X-API-Key` + `X-API-Secret` on every request, or
 `Authorization: Bearer <access_token>` from `POST /api/v1/auth/token`.
 
+**Scopes**: each operation needs one scope of the credential (or token), named
+in its description and in `x-required-scope`: `orders:read`, `orders:write`,
+`wallet:read`; without it, 403 `insufficient_scope`. Without `vouchers:read` an
+order's vouchers carry no secrets (`vouchers_redacted: true`). A credential with
+an IP allowlist answers other addresses 403 `ip_not_allowed`.
+
 **Errors** are always `{"error": "<snake_case>", "message": "…"}`; a
 `validation_error` adds `details: [{"field", "message"}]`.
 
@@ -110,6 +116,7 @@ class StarshipAPI(NinjaAPI):
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
         schema = super().get_openapi_schema(**kwargs)
+        scopes = operation_scopes(self)
         # The key and the secret go together: one requirement naming both.
         components = schema.setdefault("components", {})
         schemes = components.setdefault("securitySchemes", {})
@@ -117,6 +124,12 @@ class StarshipAPI(NinjaAPI):
             schemes["ApiSecretAuth"] = API_SECRET_SCHEME
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
+                scope = scopes.get(operation.get("operationId", ""))
+                if scope is not None:
+                    operation["x-required-scope"] = scope
+                    operation["description"] = (
+                        operation.get("description", "") + f"\n\nNeeds the scope `{scope}`."
+                    ).strip()
                 for requirement in operation.get("security", []):
                     if "ApiKeyAuth" in requirement:
                         requirement["ApiSecretAuth"] = []
@@ -126,6 +139,22 @@ class StarshipAPI(NinjaAPI):
                     if str(code) == "429":
                         response["headers"]["Retry-After"] = RETRY_AFTER_HEADER
         return schema
+
+
+def operation_scopes(ninja_api: NinjaAPI) -> dict[str, str]:
+    """The scope each operation needs, by operationId, read from its auth
+    (`scoped`); an operation needing none (the token endpoint) is not listed."""
+    found: dict[str, str] = {}
+    # ninja's own walk of the mounted routers, as its OpenAPI generator does it.
+    for bound in ninja_api._get_bound_routers():
+        for path_view in bound.path_operations.values():
+            for operation in path_view.operations:
+                auth = operation.auth_callbacks
+                scope = getattr(auth[0], "scope", None) if auth else None
+                if scope is not None:
+                    op_id = operation.operation_id or ninja_api.get_openapi_operation_id(operation)
+                    found[op_id] = str(scope)
+    return found
 
 
 api = StarshipAPI(

@@ -7,14 +7,24 @@ credential, so a revoked key's tokens stop working too. Lookups are cached
 bounds how long a revocation or a deactivated client takes to bite: a warm
 call reads no credential from the database, and its last use is written at
 most once a minute. Every failure answers the same 401.
+
+Then two refusals, each a 403: a credential with an IP allowlist answers only
+to requests from an address in it (`ip_not_allowed`, orders/addresses.py says
+which address is the client's), and each operation names the scope it needs
+(`scoped`, from enums.ApiScope; `insufficient_scope`). A token carries the
+scopes it was issued with (a subset of its credential's); a Bearer request holds
+the token's scopes that its credential still holds, so a scope taken from a
+credential bites its live tokens within the cache time too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,11 +37,16 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from ninja.security.base import AuthBase
 
-from orders import logs
+from orders import logs, metrics
+from orders.addresses import address_in, client_address
 from orders.api import ratelimit
 from orders.api.errors import Unauthorized
+from orders.enums import ApiScope
+from orders.errors import AddressNotAllowed, InsufficientScope
 from orders.models import ApiCredential, Client
 from orders.services.actors import Actor
+
+logger = logging.getLogger("orders.api")
 
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "starship-orders"
@@ -42,15 +57,22 @@ LAST_USED_EVERY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the credential and its client (both active)."""
+    """Who is calling: the credential and its client (both active), the scopes this
+    request holds (the credential's, or a token's that the credential still
+    holds) and the networks the credential may be used from (empty: any)."""
 
     credential: ApiCredential
     client: Client
+    scopes: frozenset[str]
+    allowed_networks: tuple[str, ...] = ()
+
+    def holds(self, scope: str) -> bool:
+        return scope in self.scopes
 
     def actor(self, request: HttpRequest) -> Actor:
         return Actor.for_credential(
             self.credential,
-            ip_address=request.META.get("REMOTE_ADDR") or None,
+            ip_address=client_address(request),
             user_agent=request.headers.get("User-Agent", ""),
         )
 
@@ -64,8 +86,11 @@ class _CachedCredential:
     client_name: str
     active: bool
     mode: str  # a test key's orders take the sandbox path, and no stock batch
+    scopes: tuple[str, ...]
+    allowed_networks: tuple[str, ...]
 
-    def principal(self) -> Principal:
+    def principal(self, *, token_scopes: frozenset[str] | None = None) -> Principal:
+        """The caller; with a token's scopes, only those the credential still holds."""
         client = Client(id=self.client_id, name=self.client_name, is_active=True)
         client._state.adding = False
         credential = ApiCredential(
@@ -77,7 +102,15 @@ class _CachedCredential:
         )
         credential._state.adding = False
         credential.client = client
-        return Principal(credential=credential, client=client)
+        scopes = frozenset(self.scopes)
+        if token_scopes is not None:
+            scopes &= token_scopes
+        return Principal(
+            credential=credential,
+            client=client,
+            scopes=scopes,
+            allowed_networks=self.allowed_networks,
+        )
 
 
 def _load(
@@ -104,6 +137,8 @@ def _load(
             client_name=row.client.name,
             active=row.is_active,
             mode=row.mode,
+            scopes=tuple(row.scopes or ()),
+            allowed_networks=tuple(row.allowed_networks or ()),
         )
         if row is not None
         else None
@@ -153,10 +188,20 @@ class IssuedToken:
     access_token: str
     expires_in: int
     expires_at: datetime
+    scopes: list[str]
 
 
-def token_issue(*, principal: Principal) -> IssuedToken:
-    """A short-lived HS256 JWT naming the credential."""
+def token_issue(*, principal: Principal, scopes: Iterable[str] | None = None) -> IssuedToken:
+    """A short-lived HS256 JWT naming the credential and the scopes it carries:
+    `scopes` (unknown: ValidationFailed; one the credential lacks:
+    InsufficientScope), by default all the credential holds."""
+    if scopes is None:
+        granted = [scope for scope in ApiScope.values if principal.holds(scope)]
+    else:
+        granted = ApiScope.parse_many(scopes)
+        missing = [scope for scope in granted if not principal.holds(scope)]
+        if missing:
+            raise InsufficientScope(missing=missing)
     ttl = settings.API_JWT_TTL_SECONDS
     now = int(time.time())
     claims = {
@@ -166,29 +211,41 @@ def token_issue(*, principal: Principal) -> IssuedToken:
         "iat": now,
         "exp": now + ttl,
         "jti": secrets.token_urlsafe(12),
+        "scope": " ".join(granted),  # RFC 8693's claim: space-separated
     }
     token = jwt.encode(claims, _signing_key(), algorithm=JWT_ALGORITHM)
     return IssuedToken(
         access_token=token,
         expires_in=ttl,
         expires_at=datetime.fromtimestamp(now + ttl, tz=UTC),
+        scopes=granted,
     )
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: its credential, and its scopes (None: a token from
+    before scopes, which holds all its credential's)."""
+
+    credential_id: int
+    scopes: frozenset[str] | None
+    expires: int
 
 
 # Verified tokens by digest of (signing key, token): a token is immutable, so a
 # second call needs only its expiry checked, not its signature. Cleared when full.
 _VERIFIED_MAX = 4096
-_verified: dict[bytes, tuple[int, int]] = {}
+_verified: dict[bytes, TokenClaims] = {}
 
 
-def token_credential_id(token: str) -> int:
-    """The credential id a valid, unexpired token names, or Unauthorized. Whether
-    that credential is active is the caller's to check."""
+def token_claims(token: str) -> TokenClaims:
+    """The claims of a valid, unexpired token, or Unauthorized. Whether its
+    credential is active, and what it still holds, is the caller's to check."""
     key = _signing_key()
     digest = hashlib.sha256(key + token.encode()).digest()
     hit = _verified.get(digest)
-    if hit is not None and hit[1] > time.time():
-        return hit[0]
+    if hit is not None and hit.expires > time.time():
+        return hit
     try:
         claims = jwt.decode(
             token,
@@ -199,14 +256,40 @@ def token_credential_id(token: str) -> int:
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
         credential_id, expires = int(claims["sub"]), int(claims["exp"])
-    except (jwt.InvalidTokenError, ValueError, TypeError):
+        scope = claims.get("scope")
+        scopes = None if scope is None else frozenset(scope.split())
+    except (jwt.InvalidTokenError, ValueError, TypeError, AttributeError):
         raise Unauthorized() from None
     if not 0 < credential_id < 2**63:
         raise Unauthorized()
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
-    _verified[digest] = (credential_id, expires)
-    return credential_id
+    verified = TokenClaims(credential_id=credential_id, scopes=scopes, expires=expires)
+    _verified[digest] = verified
+    return verified
+
+
+def _check_address(request: HttpRequest, principal: Principal) -> None:
+    """AddressNotAllowed unless the credential's allowlist is empty or holds the
+    client's address; a refusal is counted and logged (never the allowlist)."""
+    if not principal.allowed_networks:
+        return
+    address = client_address(request)
+    if address_in(address, principal.allowed_networks):
+        return
+    metrics.API_IP_REFUSALS.inc()
+    logger.warning(
+        "Refused credential %s from %s: not in its IP allowlist",
+        principal.credential.pk,
+        address or "an unknown address",
+    )
+    raise AddressNotAllowed()
+
+
+def _check_scope(principal: Principal, scope: str | None) -> Principal:
+    if scope is not None and not principal.holds(scope):
+        raise InsufficientScope(missing=[scope])
+    return principal
 
 
 def _admit(request: HttpRequest, principal: Principal) -> Principal:
@@ -214,6 +297,7 @@ def _admit(request: HttpRequest, principal: Principal) -> Principal:
     (no write per request), claimed in the rate limiter's round trip."""
     credential_id = principal.credential.pk
     logs.bind(credential_id=credential_id)
+    _check_address(request, principal)
     admission = ratelimit.credential_admit(
         request, credential_id=credential_id, claim=_touch_key(credential_id)
     )
@@ -223,10 +307,12 @@ def _admit(request: HttpRequest, principal: Principal) -> Principal:
     return principal
 
 
-def _admit_token(request: HttpRequest, credential_id: int) -> Principal:
-    """A token's request in one cache round trip: its credential's cache entry is
-    read in the rate limiter's script. A credential that is missing or inactive
-    answers 401 before any limit is looked at; a cache miss reads the database."""
+def _admit_token(request: HttpRequest, token: TokenClaims) -> Principal:
+    """A token's request in one cache round trip: its credential's cache entry
+    (with its scopes and allowlist) is read in the rate limiter's script. A
+    credential that is missing or inactive answers 401 before any limit is looked
+    at, an address outside its allowlist 403; a cache miss reads the database."""
+    credential_id = token.credential_id
     logs.bind(credential_id=credential_id)
     fetch = (
         ApiCredential.cache_key(pk=credential_id)
@@ -241,19 +327,26 @@ def _admit_token(request: HttpRequest, credential_id: int) -> Principal:
         found = _load(credential_id=credential_id, read_cache=False)
     if not found or not found.active:  # False: cached as "no such credential"
         raise Unauthorized()
+    principal = found.principal(token_scopes=token.scopes)
+    _check_address(request, principal)
     admission.check(request)
     if admission.claimed:
         _touch(credential_id)
-    return found.principal()
+    return principal
 
 
 class ApiKeyAuth(AuthBase):
-    """`X-API-Key` + `X-API-Secret`. Presented but wrong stops here with 401."""
+    """`X-API-Key` + `X-API-Secret`. Presented but wrong stops here with 401; then
+    the allowlist and `scope` (None: any authenticated caller) are checked (403)."""
 
     openapi_type = "apiKey"
     openapi_in = "header"
     openapi_name = "X-API-Key"
     openapi_description = "Public key (sk_live_… / sk_test_…); send X-API-Secret with it."
+
+    def __init__(self, scope: str | None = None) -> None:
+        super().__init__()
+        self.scope = scope
 
     def __call__(self, request: HttpRequest) -> Principal | None:
         api_key = request.headers.get("X-API-Key")
@@ -262,15 +355,20 @@ class ApiKeyAuth(AuthBase):
         principal = credential_authenticate(
             api_key=api_key.strip(), api_secret=request.headers.get("X-API-Secret", "")
         )
-        return _admit(request, principal)
+        return _check_scope(_admit(request, principal), self.scope)
 
 
 class BearerAuth(AuthBase):
-    """`Authorization: Bearer <JWT>` from POST /api/v1/auth/token."""
+    """`Authorization: Bearer <JWT>` from POST /api/v1/auth/token; then the
+    allowlist and `scope` as ApiKeyAuth."""
 
     openapi_type = "http"
     openapi_scheme = "bearer"
     openapi_bearerFormat = "JWT"
+
+    def __init__(self, scope: str | None = None) -> None:
+        super().__init__()
+        self.scope = scope
 
     def __call__(self, request: HttpRequest) -> Principal | None:
         header = request.headers.get("Authorization")
@@ -279,7 +377,12 @@ class BearerAuth(AuthBase):
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized()
-        return _admit_token(request, token_credential_id(token.strip()))
+        return _check_scope(_admit_token(request, token_claims(token.strip())), self.scope)
+
+
+def scoped(scope: ApiScope) -> list[AuthBase]:
+    """The `auth` of an operation that needs `scope`: either scheme, then the scope."""
+    return [ApiKeyAuth(scope), BearerAuth(scope)]
 
 
 def token_auth_admit(request: HttpRequest, principal: Principal) -> Principal:

@@ -46,6 +46,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "insufficient_funds": 402,
     "forbidden": 403,
     "own_price_change": 403,
+    "insufficient_scope": 403,
+    "ip_not_allowed": 403,
     "not_found": 404,
     "conflict": 409,
     "illegal_transition": 409,

@@ -148,6 +148,15 @@ BODY_ERRORS: dict[int, type[ErrorOut]] = {413: ErrorOut, 415: ErrorOut}
 class TokenIn(Schema):
     api_key: str = Field(max_length=100, examples=["sk_live_abc123def456"])
     api_secret: str = Field(max_length=200)
+    scopes: list[Annotated[str, Field(max_length=50)]] | None = Field(
+        None,
+        max_length=20,
+        description=(
+            "Narrow the token to these scopes (each one the credential holds); "
+            "omitted: every scope of the credential."
+        ),
+        examples=[["orders:read"]],
+    )
 
 
 # Read from an IssuedToken.
@@ -156,6 +165,7 @@ class TokenOut(Schema):
     token_type: Literal["Bearer"]
     expires_in: int = Field(description="Seconds until the token expires.")
     expires_at: Timestamp
+    scopes: list[str] = Field(description="The scopes the token carries.")
 
     @staticmethod
     def resolve_token_type(token: IssuedToken) -> str:

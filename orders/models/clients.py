@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from orders.enums import WalletEntryKind
+from orders.enums import WalletEntryKind, all_api_scopes
 
 
 class Client(models.Model):
@@ -44,6 +44,12 @@ class ApiCredential(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the credential may do: values of enums.ApiScope (all of them unless
+    # told otherwise); written through services/clients.py, which checks them.
+    scopes = models.JSONField(default=all_api_scopes, blank=True)
+    # Where it may be used from: normalized networks ("203.0.113.0/24",
+    # "2001:db8::/32", orders/addresses.py); empty: any address.
+    allowed_networks = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -64,9 +70,9 @@ class ApiCredential(models.Model):
 
     @staticmethod
     def cache_key(*, public_key: str | None = None, pk: int | None = None) -> str:
-        """The API's cache key of a credential looked up by key or by id (v2: the
-        entry carries the mode)."""
-        return f"api:cred:v2:k:{public_key}" if public_key is not None else f"api:cred:v2:i:{pk}"
+        """The API's cache key of a credential looked up by key or by id (v3: the
+        entry carries the scopes and the allowed networks)."""
+        return f"api:cred:v3:k:{public_key}" if public_key is not None else f"api:cred:v3:i:{pk}"
 
 
 class Wallet(models.Model):

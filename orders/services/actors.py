@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from orders.addresses import client_address
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -12,9 +14,10 @@ if TYPE_CHECKING:
 
 
 def request_origin(request: HttpRequest) -> dict[str, Any]:
-    """Where a request came from, as an actor records it: address and browser."""
+    """Where a request came from, as an actor records it: address (orders/addresses.py)
+    and browser."""
     return {
-        "ip_address": request.META.get("REMOTE_ADDR") or None,
+        "ip_address": client_address(request),
         "user_agent": request.headers.get("User-Agent", ""),
     }
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from orders.addresses import networks_parse
+from orders.enums import ALL_API_SCOPES, ApiScope
 from orders.errors import ValidationFailed
 from orders.models import ApiCredential, Client, Wallet
 from orders.services.actors import Actor
@@ -31,11 +34,35 @@ def _currency(code: str) -> str:
     return value
 
 
+def _scopes(scopes: Iterable[str] | None) -> list[str]:
+    """The scopes asked for, checked (None: all of them; none at all is refused)."""
+    if scopes is None:
+        return list(ALL_API_SCOPES)
+    checked = ApiScope.parse_many(scopes)
+    if not checked:
+        raise ValidationFailed(
+            f"A credential needs at least one scope; valid: {', '.join(ALL_API_SCOPES)}.",
+            field="scopes",
+            valid=list(ALL_API_SCOPES),
+        )
+    return checked
+
+
 @transaction.atomic
 def credential_issue(
-    *, client: Client, actor: Actor, mode: str = ApiCredential.Mode.LIVE, label: str = ""
+    *,
+    client: Client,
+    actor: Actor,
+    mode: str = ApiCredential.Mode.LIVE,
+    label: str = "",
+    scopes: Iterable[str] | None = None,
+    allowed_networks: Iterable[str] = (),
 ) -> IssuedCredential:
-    """Create a key + secret pair; only the SHA-256 of the secret is kept."""
+    """Create a key + secret pair; only the SHA-256 of the secret is kept. It holds
+    `scopes` (all unless told otherwise) and answers only from `allowed_networks`
+    (IPs or CIDRs; none: any address)."""
+    granted = _scopes(scopes)
+    networks = networks_parse(allowed_networks)
     prefix = "sk_test_" if mode == ApiCredential.Mode.TEST else "sk_live_"
     public_key = prefix + secrets.token_hex(12)
     secret = secrets.token_urlsafe(32)
@@ -45,9 +72,54 @@ def credential_issue(
         label=label,
         public_key=public_key,
         secret_hash=ApiCredential.hash_secret(secret),
+        scopes=granted,
+        allowed_networks=networks,
     )
-    audit_record(action="credential.issue", actor=actor, data={"public_key": public_key})
+    audit_record(
+        action="credential.issue",
+        actor=actor,
+        data={"public_key": public_key, "scopes": granted, "allowed_networks": networks},
+    )
     return IssuedCredential(credential=credential, secret=secret)
+
+
+def _forget(credential: ApiCredential) -> None:
+    # The API caches credential lookups for a few seconds; a change bites at once.
+    cache.delete_many(
+        [
+            ApiCredential.cache_key(public_key=credential.public_key),
+            ApiCredential.cache_key(pk=credential.pk),
+        ]
+    )
+
+
+@transaction.atomic
+def credential_access_set(
+    *,
+    credential_id: int,
+    actor: Actor,
+    scopes: Iterable[str] | None = None,
+    allowed_networks: Iterable[str] | None = None,
+) -> ApiCredential:
+    """Change what a credential may do (`scopes`) and where from (`allowed_networks`);
+    None leaves one as it is. Its live tokens are held to the new scopes too."""
+    credential = ApiCredential.objects.select_for_update(no_key=True).get(pk=credential_id)
+    if scopes is not None:
+        credential.scopes = _scopes(scopes)
+    if allowed_networks is not None:
+        credential.allowed_networks = networks_parse(allowed_networks)
+    credential.save(update_fields=["scopes", "allowed_networks"])
+    _forget(credential)
+    audit_record(
+        action="credential.access_set",
+        actor=actor,
+        data={
+            "public_key": credential.public_key,
+            "scopes": credential.scopes,
+            "allowed_networks": credential.allowed_networks,
+        },
+    )
+    return credential
 
 
 @transaction.atomic
@@ -57,13 +129,7 @@ def credential_revoke(*, credential_id: int, actor: Actor) -> ApiCredential:
     if credential.revoked_at is None:
         credential.revoked_at = timezone.now()
         credential.save(update_fields=["revoked_at"])
-        # The API caches credential lookups for a few seconds; revoke at once.
-        cache.delete_many(
-            [
-                ApiCredential.cache_key(public_key=credential.public_key),
-                ApiCredential.cache_key(pk=credential.pk),
-            ]
-        )
+        _forget(credential)
         audit_record(
             action="credential.revoke", actor=actor, data={"public_key": credential.public_key}
         )
@@ -86,8 +152,11 @@ def client_create(
     actor: Actor,
     mode: str = ApiCredential.Mode.LIVE,
     contact_email: str = "",
+    scopes: Iterable[str] | None = None,
+    allowed_networks: Iterable[str] = (),
 ) -> tuple[Client, Wallet, IssuedCredential]:
-    """A client with one wallet (topped up to `balance`) and one credential."""
+    """A client with one wallet (topped up to `balance`) and one credential (with
+    `scopes` and `allowed_networks`, see credential_issue)."""
     if not name.strip():
         raise ValidationFailed("A client needs a name.", field="name")
     if Client.objects.filter(name=name.strip()).exists():
@@ -95,10 +164,19 @@ def client_create(
     opening = money(balance, field="balance")
     if opening < 0:
         raise ValidationFailed("The opening balance cannot be negative.", field="balance")
+    # Checked before anything is written (credential_issue checks them again).
+    scopes = None if scopes is None else _scopes(scopes)
+    allowed_networks = networks_parse(allowed_networks)
     client = Client.objects.create(name=name.strip(), contact_email=contact_email)
     wallet = wallet_open(client=client, currency=currency)
     if opening > 0:
         wallet_top_up(wallet_id=wallet.pk, amount=opening, actor=actor, note="Opening balance")
         wallet.refresh_from_db()
-    issued = credential_issue(client=client, actor=actor, mode=mode)
+    issued = credential_issue(
+        client=client,
+        actor=actor,
+        mode=mode,
+        scopes=scopes,
+        allowed_networks=allowed_networks,
+    )
     return client, wallet, issued

@@ -190,6 +190,23 @@ def order_vouchers_reveal(*, order: Order, actor: Actor) -> list[RevealedVoucher
     return revealed
 
 
+def _withheld(items: Iterable[ItemRow]) -> list[RevealedVoucher]:
+    """The items' delivered vouchers with every secret withheld (None): nothing is
+    decrypted, so nothing is audited."""
+    return [
+        RevealedVoucher(
+            voucher_id=item.voucher.id,
+            card_number=None,
+            pin_code=None,
+            claim_url=None,
+            voucher_reference_number=None,
+            expires_at=item.voucher.expires_at,
+        )
+        for item in items
+        if item.voucher is not None and item.voucher.status in REVEALABLE_VOUCHER_STATUSES
+    ]
+
+
 def _decrypt(
     items: Iterable[ItemRow], *, audited: frozenset[int], delivery_type: str
 ) -> list[RevealedVoucher]:
@@ -210,12 +227,14 @@ class OrderReveal:
     `items` and `vouchers` are the first chunk (decrypted before the audit event
     was written); when not `complete`, `rest()` reads and decrypts the others a
     chunk at a time, so a large order is never held decrypted all at once. Only
-    vouchers whose ids the audit event names are ever decrypted.
+    vouchers whose ids the audit event names are ever decrypted. A `withheld`
+    read decrypts nothing and audits nothing: its vouchers carry no secret.
     """
 
     read: OrderRead
     vouchers: list[RevealedVoucher]
     audited: frozenset[int]
+    withheld: bool = False
 
     @property
     def order(self) -> Order:
@@ -232,13 +251,22 @@ class OrderReveal:
     def rest(self) -> Iterator[tuple[list[ItemRow], list[RevealedVoucher]]]:
         """The items after the first chunk with their decrypted vouchers, chunk by chunk."""
         delivery_type = self.order.delivery_type
+        if self.withheld:
+            shown = self.order.status in REVEALABLE_ORDER_STATUSES
+            for items in order_item_chunks(read=self.read, with_vouchers=shown):
+                yield items, _withheld(items) if shown else []
+            return
         for items in order_item_chunks(read=self.read, with_vouchers=bool(self.audited)):
             yield items, _decrypt(items, audited=self.audited, delivery_type=delivery_type)
 
 
-def order_detail_reveal(*, client_id: int, order_id: int, actor: Actor) -> OrderReveal | None:
+def order_detail_reveal(
+    *, client_id: int, order_id: int, actor: Actor, with_secrets: bool = True
+) -> OrderReveal | None:
     """One of the client's orders for its API client, or None: its delivered vouchers
-    (DELIVERED / PARTIALLY_DELIVERED orders only) decrypted and audited in one event.
+    (DELIVERED / PARTIALLY_DELIVERED orders only) decrypted and audited in one event;
+    without `with_secrets` (a credential lacking vouchers:read) they are listed with
+    their secrets withheld, and nothing is decrypted or audited.
 
     One query reads the order, its items and their vouchers (a larger order: its
     first chunk, plus one query for the ids of all its delivered vouchers); the
@@ -248,6 +276,10 @@ def order_detail_reveal(*, client_id: int, order_id: int, actor: Actor) -> Order
     if read is None:
         return None
     order = read.order
+    if not with_secrets:
+        shown = order.status in REVEALABLE_ORDER_STATUSES
+        first = _withheld(read.items) if shown else []
+        return OrderReveal(read=read, vouchers=first, audited=frozenset(), withheld=True)
     ids: list[int] = []
     if order.status in REVEALABLE_ORDER_STATUSES:
         ids = [

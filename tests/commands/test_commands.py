@@ -16,6 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.enums import (
+    ALL_API_SCOPES,
     DeliveryType,
     InventoryStatus,
     ItemStatus,
@@ -149,6 +150,48 @@ def test_new_credential_for_an_existing_client():
     assert Wallet.objects.filter(client_id=first["client_id"]).count() == 1
     with pytest.raises(CommandError, match="No client named 'Nobody'"):
         run("create_client", "Nobody", "--new-credential")
+
+
+def test_create_client_sets_the_credentials_scopes_and_allowed_ips():
+    output = run("create_client", "Acme", "--scopes", "orders:read, orders:write",
+                 "--allowed-ips", "203.0.113.0/24,2001:DB8::/32,192.0.2.7")  # fmt: skip
+
+    credential = ApiCredential.objects.get(client__name="Acme")
+    assert credential.scopes == ["orders:write", "orders:read"]
+    assert credential.allowed_networks == ["203.0.113.0/24", "2001:db8::/32", "192.0.2.7/32"]
+    assert "Scopes:     orders:write orders:read" in output
+    more = json.loads(run("create_client", "Acme", "--new-credential", "--scopes", "wallet:read",
+                          "--json"))  # fmt: skip
+    assert ApiCredential.objects.get(public_key=more["api_key"]).scopes == ["wallet:read"]
+
+
+def test_create_client_gives_a_credential_every_scope_and_any_address_by_default():
+    run("create_client", "Acme")
+
+    credential = ApiCredential.objects.get(client__name="Acme")
+    assert credential.scopes == list(ALL_API_SCOPES)
+    assert credential.allowed_networks == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scopes", "orders:read,orders:delete"],
+         r"Unknown scope orders:delete; valid: orders:write, orders:read, vouchers:read, "
+         r"wallet:read, webhooks:manage"),
+        (["--scopes", " , "], "names no scope; valid: orders:write"),
+        (["--allowed-ips", "203.0.113.0/24,300.1.2.3"], "'300.1.2.3' is not an IP address or CIDR"),
+        (["--allowed-ips", "203.0.113.7/24"], r"host bits set; did you mean 203\.0\.113\.0/24"),
+    ],
+)  # fmt: skip
+def test_create_client_refuses_bad_scopes_and_networks_and_writes_nothing(args, message):
+    before = _counts()
+
+    with pytest.raises(CommandError, match=message):
+        run("create_client", "Acme", *args)
+
+    assert _counts() == before
+    assert exit_code("create_client", "Acme", *args) == 1
 
 
 # --- create_staff -----------------------------------------------------------------

@@ -4,6 +4,7 @@ HTTP client; the body of an order request."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -49,10 +50,21 @@ class ApiUser:
 
 
 def make_api_user(
-    name: str, actor: Any, *, balance: str = "500.00", currency: str = "USD"
+    name: str,
+    actor: Any,
+    *,
+    balance: str = "500.00",
+    currency: str = "USD",
+    scopes: Iterable[str] | None = None,
+    allowed_networks: Iterable[str] = (),
 ) -> ApiUser:
     client, wallet, issued = client_create(
-        name=name, currency=currency, balance=balance, actor=actor
+        name=name,
+        currency=currency,
+        balance=balance,
+        actor=actor,
+        scopes=scopes,
+        allowed_networks=allowed_networks,
     )
     return ApiUser(
         client=client,

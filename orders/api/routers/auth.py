@@ -18,6 +18,7 @@ router = Router(tags=["Authentication"])
         200: TokenOut,
         400: ErrorOut,
         401: ErrorOut,
+        403: ErrorOut,
         **BODY_ERRORS,
         429: ErrorOut,
         500: ErrorOut,
@@ -28,8 +29,10 @@ def token_create(request: HttpRequest, payload: TokenIn) -> IssuedToken:
     """Exchange an API key and secret for a Bearer JWT (valid API_JWT_TTL_SECONDS).
 
     Send it as `Authorization: Bearer <access_token>`; a token of a credential
-    revoked since it was issued is refused.
+    revoked since it was issued is refused. `scopes` narrows the token to some of
+    the credential's scopes; asking for one the credential lacks answers 403
+    `insufficient_scope`, an unknown one 400.
     """
     principal = credential_authenticate(api_key=payload.api_key, api_secret=payload.api_secret)
     token_auth_admit(request, principal)
-    return token_issue(principal=principal)
+    return token_issue(principal=principal, scopes=payload.scopes)

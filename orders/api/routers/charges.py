@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router
 
+from orders.api.auth import scoped
 from orders.api.schemas import BODY_ERRORS, ChargesIn, ChargesOut, ErrorOut
+from orders.enums import ApiScope
 from orders.services.pricing import Quote, charges_quote
 
 router = Router(tags=["Charges"])
@@ -13,10 +15,12 @@ router = Router(tags=["Charges"])
 
 @router.post(
     "",
+    auth=scoped(ApiScope.ORDERS_READ),  # a quote changes nothing: reading prices
     response={
         200: ChargesOut,
         400: ErrorOut,
         401: ErrorOut,
+        403: ErrorOut,
         **BODY_ERRORS,
         429: ErrorOut,
         500: ErrorOut,

@@ -13,6 +13,7 @@ from ninja import Path, Query, Router
 
 from orders import logs, rules
 from orders.api import ratelimit
+from orders.api.auth import scoped
 from orders.api.errors import ApiError
 from orders.api.schemas import (
     BODY_ERRORS,
@@ -24,7 +25,7 @@ from orders.api.schemas import (
     TimestampQuery,
     any_case_schema,
 )
-from orders.enums import DeliveryTime, ItemStatus, OrderStatus, SubStatus
+from orders.enums import ApiScope, DeliveryTime, ItemStatus, OrderStatus, SubStatus
 from orders.errors import DecryptionFailed, NotFound, ValidationFailed
 from orders.models import Order
 from orders.representations import OrderDetailOut, order_detail_json
@@ -42,7 +43,7 @@ from orders.services.reveal import OrderReveal, RevealedVoucher, order_detail_re
 logger = logging.getLogger("orders.api")
 router = Router(tags=["Orders"])
 
-ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+ERRORS = {401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 500: ErrorOut}
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"  # as ninja's renderer answers
 # RFC 3339; a "+" in a query string arrives as a space, so a space offset is read as "+".
 RFC3339_RE = re.compile(
@@ -100,7 +101,12 @@ def _streamed(reveal: OrderReveal, delivery_time: DeliveryTime) -> StreamingHttp
             _decryption_failed(reveal.order.pk, exc)
             raise
 
-    body = order_detail_json(reveal.order, chunks=chunks(), delivery_time=delivery_time)
+    body = order_detail_json(
+        reveal.order,
+        chunks=chunks(),
+        delivery_time=delivery_time,
+        vouchers_redacted=reveal.withheld,
+    )
     return StreamingHttpResponse(body, content_type=JSON_CONTENT_TYPE)
 
 
@@ -140,6 +146,7 @@ def _enum_values(values: list[str] | None, enum: type, *, field: str) -> list:
 
 @router.post(
     "",
+    auth=scoped(ApiScope.ORDERS_WRITE),
     response={
         201: OrderDetailOut,
         200: OrderDetailOut,
@@ -158,7 +165,8 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> HttpRespo
     reference_code again: the existing order, no money moved. 409: that
     reference_code was used for a different request. 402 insufficient_funds:
     the wallet cannot pay; nothing was written. Vouchers are returned only by
-    GET /orders/{id}, so `vouchers` is always [] here.
+    GET /orders/{id}, so `vouchers` is always [] here (and `vouchers_redacted`
+    says whether this credential would see their secrets there).
     """
     principal = request.auth  # type: ignore[attr-defined]
     placed = order_create(
@@ -180,7 +188,10 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> HttpRespo
     order = placed.order
     logs.bind(order_id=order.pk)
     body = order_detail_json(
-        order, chunks=[(list(order.items.all()), [])], delivery_time=order_delivery_time(order)
+        order,
+        chunks=[(list(order.items.all()), [])],
+        delivery_time=order_delivery_time(order),
+        vouchers_redacted=not principal.holds(ApiScope.VOUCHERS_READ),
     )
     return HttpResponse(
         "".join(body), status=201 if placed.created else 200, content_type=JSON_CONTENT_TYPE
@@ -189,6 +200,7 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> HttpRespo
 
 @router.get(
     "",
+    auth=scoped(ApiScope.ORDERS_READ),
     response={200: OrderPageOut, 400: ErrorOut, **ERRORS},
     summary="List orders",
 )
@@ -233,6 +245,7 @@ def order_list_view(
 
 @router.get(
     "/{id}",
+    auth=scoped(ApiScope.ORDERS_READ),
     response={200: OrderDetailOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Get order details",
     url_name=ratelimit.ORDER_DETAIL_ROUTE,  # its window is counted with the credential's
@@ -244,6 +257,8 @@ def order_detail(
     PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`.
 
     Each read that returns vouchers is audited. At most 60 reads per order per hour.
+    Without the vouchers:read scope each voucher's secrets are null and
+    `vouchers_redacted` is true (nothing was decrypted, nothing audited).
     """
     # One query reads the order, its items and vouchers; one INSERT audits the read,
     # committed before the answer is written. An order of more than DETAIL_CHUNK
@@ -255,7 +270,10 @@ def order_detail(
     )
     try:
         reveal = order_detail_reveal(
-            client_id=principal.client.pk, order_id=id, actor=principal.actor(request)
+            client_id=principal.client.pk,
+            order_id=id,
+            actor=principal.actor(request),
+            with_secrets=principal.holds(ApiScope.VOUCHERS_READ),
         )
     except DecryptionFailed as exc:
         _decryption_failed(id, exc)
@@ -267,6 +285,9 @@ def order_detail(
         return _streamed(reveal, delivery_time)
     # OrderDetailOut's JSON written straight from the rows (order_detail_json).
     body = order_detail_json(
-        reveal.order, chunks=[(reveal.items, reveal.vouchers)], delivery_time=delivery_time
+        reveal.order,
+        chunks=[(reveal.items, reveal.vouchers)],
+        delivery_time=delivery_time,
+        vouchers_redacted=reveal.withheld,
     )
     return HttpResponse("".join(body), content_type=JSON_CONTENT_TYPE)

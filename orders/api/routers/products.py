@@ -7,6 +7,7 @@ from typing import Annotated
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 
+from orders.api.auth import scoped
 from orders.api.schemas import (
     MAX_ID,
     Availability,
@@ -16,6 +17,7 @@ from orders.api.schemas import (
     ProductListOut,
     ProductOut,
 )
+from orders.enums import ApiScope
 from orders.errors import NotFound
 from orders.models import Product
 from orders.selectors.inventory import active_products, available_stock, stock_by_denomination
@@ -23,7 +25,7 @@ from orders.services.pricing import denomination_check, quantity_check
 
 router = Router(tags=["Products"])
 
-ERRORS = {401: ErrorOut, 429: ErrorOut, 500: ErrorOut}
+ERRORS = {401: ErrorOut, 403: ErrorOut, 429: ErrorOut, 500: ErrorOut}
 
 
 def _product(product_id: int) -> Product:
@@ -33,7 +35,12 @@ def _product(product_id: int) -> Product:
     return products[0]
 
 
-@router.get("", response={200: ProductListOut, **ERRORS}, summary="List products")
+@router.get(
+    "",
+    auth=scoped(ApiScope.ORDERS_READ),
+    response={200: ProductListOut, **ERRORS},
+    summary="List products",
+)
 def product_list(request: HttpRequest) -> ProductListOut:
     """Every active product with its live delivery time (one stock query for all)."""
     products = active_products()
@@ -43,6 +50,7 @@ def product_list(request: HttpRequest) -> ProductListOut:
 
 @router.get(
     "/{id}",
+    auth=scoped(ApiScope.ORDERS_READ),
     response={200: ProductOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Get a product",
 )
@@ -54,6 +62,7 @@ def product_detail(request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID
 
 @router.get(
     "/{id}/availability",
+    auth=scoped(ApiScope.ORDERS_READ),
     response={200: AvailabilityOut, 400: ErrorOut, 404: ErrorOut, **ERRORS},
     summary="Check availability",
 )
