@@ -315,6 +315,8 @@ VOUCHER_DEV_KEYS_FILE = env("VOUCHER_DEV_KEYS_FILE", default=str(BASE_DIR / ".vo
 
 # --- Business rules ---------------------------------------------------------
 API_JWT_TTL_SECONDS = env_int("API_JWT_TTL_SECONDS", default=900)
+# After `rotate_credential`, the replaced secret keeps working this long (24 h).
+API_SECRET_ROTATION_OVERLAP_SECONDS = env_int("API_SECRET_ROTATION_OVERLAP_SECONDS", default=86400)
 AUTO_REFUND_LIMIT = env_decimal("AUTO_REFUND_LIMIT", default=Decimal("100.00"))
 REFUND_SECOND_APPROVAL_LIMIT = env_decimal(
     "REFUND_SECOND_APPROVAL_LIMIT", default=Decimal("500.00")

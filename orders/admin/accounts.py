@@ -28,7 +28,15 @@ class WalletInline(ReadOnlyInline):
 
 class ApiCredentialInline(ReadOnlyInline):
     model = ApiCredential
-    fields = ("public_key", "mode", "label", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "public_key",
+        "mode",
+        "label",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    )
     readonly_fields = fields
 
 
@@ -49,7 +57,16 @@ class ClientAdmin(AuditedAdmin):
 class ApiCredentialAdmin(AuditedAdmin):
     """Issued by `create_client` (the secret is shown once there); revocable here."""
 
-    list_display = ("public_key", "client", "mode", "label", "created_at", "last_used_at", "state")
+    list_display = (
+        "public_key",
+        "client",
+        "mode",
+        "label",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "state",
+    )
     list_filter = ("mode", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("public_key", "label", "client__name")
     list_select_related = ("client",)
@@ -62,6 +79,8 @@ class ApiCredentialAdmin(AuditedAdmin):
         "allowed_networks",
         "created_at",
         "last_used_at",
+        "last_used_ip",
+        "previous_secret_valid_until",
         "revoked_at",
     )
     # Scopes and networks change through services/clients.credential_access_set
@@ -74,6 +93,8 @@ class ApiCredentialAdmin(AuditedAdmin):
         "allowed_networks",
         "created_at",
         "last_used_at",
+        "last_used_ip",
+        "previous_secret_valid_until",
         "revoked_at",
     )
     actions = ("revoke",)

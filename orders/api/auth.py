@@ -88,6 +88,9 @@ class _CachedCredential:
     mode: str  # a test key's orders take the sandbox path, and no stock batch
     scopes: tuple[str, ...]
     allowed_networks: tuple[str, ...]
+    # A rotated secret, accepted until `previous_valid_until` (credential_rotate).
+    previous_secret_hash: str = ""
+    previous_valid_until: datetime | None = None
 
     def principal(self, *, token_scopes: frozenset[str] | None = None) -> Principal:
         """The caller; with a token's scopes, only those the credential still holds."""
@@ -139,6 +142,8 @@ def _load(
             mode=row.mode,
             scopes=tuple(row.scopes or ()),
             allowed_networks=tuple(row.allowed_networks or ()),
+            previous_secret_hash=row.previous_secret_hash,
+            previous_valid_until=row.previous_secret_valid_until,
         )
         if row is not None
         else None
@@ -159,12 +164,13 @@ def _touch_key(credential_id: int) -> str:
     return f"api:cred:used:{credential_id}"
 
 
-def _touch(credential_id: int) -> None:
-    """Record the credential's last use (its caller claimed _touch_key for the minute)."""
+def _touch(credential_id: int, address: str | None) -> None:
+    """Record the credential's last use and the address it came from (its caller
+    claimed _touch_key for the minute)."""
     now = timezone.now()
     ApiCredential.objects.filter(pk=credential_id).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
-    ).update(last_used_at=now)
+    ).update(last_used_at=now, last_used_ip=address)
 
 
 def credential_authenticate(*, api_key: str, api_secret: str) -> Principal:
@@ -174,7 +180,16 @@ def credential_authenticate(*, api_key: str, api_secret: str) -> Principal:
     found = _load(public_key=api_key)
     candidate = found.secret_hash if found else ApiCredential.hash_secret("x")
     probe = ApiCredential(secret_hash=candidate)
-    if found is None or not probe.secret_matches(api_secret) or not found.active:
+    matches = probe.secret_matches(api_secret) or (
+        found is not None
+        and ApiCredential.previous_secret_matches(
+            found.previous_secret_hash,
+            found.previous_valid_until,
+            api_secret,
+            at=timezone.now(),
+        )
+    )
+    if found is None or not matches or not found.active:
         raise Unauthorized()
     return found.principal()
 
@@ -303,7 +318,7 @@ def _admit(request: HttpRequest, principal: Principal) -> Principal:
     )
     admission.check(request)
     if admission.claimed:
-        _touch(credential_id)
+        _touch(credential_id, client_address(request))
     return principal
 
 
@@ -331,7 +346,7 @@ def _admit_token(request: HttpRequest, token: TokenClaims) -> Principal:
     _check_address(request, principal)
     admission.check(request)
     if admission.claimed:
-        _touch(credential_id)
+        _touch(credential_id, client_address(request))
     return principal
 
 

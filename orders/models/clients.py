@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -41,8 +42,13 @@ class ApiCredential(models.Model):
     mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.LIVE)
     public_key = models.CharField(max_length=64, unique=True)
     secret_hash = models.CharField(max_length=64)
+    # After a rotation the replaced secret keeps working until this moment (the
+    # overlap in which the partner deploys the new one); only its hash is kept.
+    previous_secret_hash = models.CharField(max_length=64, blank=True, default="")
+    previous_secret_valid_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # What the credential may do: values of enums.ApiScope (all of them unless
     # told otherwise); written through services/clients.py, which checks them.
@@ -64,15 +70,24 @@ class ApiCredential(models.Model):
     def secret_matches(self, secret: str) -> bool:
         return hmac.compare_digest(self.secret_hash, self.hash_secret(secret))
 
+    @staticmethod
+    def previous_secret_matches(
+        previous_hash: str, valid_until: datetime | None, secret: str, *, at: datetime
+    ) -> bool:
+        """Whether `secret` is the one a rotation replaced, still inside its overlap."""
+        if not previous_hash or valid_until is None or at >= valid_until:
+            return False
+        return hmac.compare_digest(previous_hash, ApiCredential.hash_secret(secret))
+
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.client.is_active
 
     @staticmethod
     def cache_key(*, public_key: str | None = None, pk: int | None = None) -> str:
-        """The API's cache key of a credential looked up by key or by id (v3: the
-        entry carries the scopes and the allowed networks)."""
-        return f"api:cred:v3:k:{public_key}" if public_key is not None else f"api:cred:v3:i:{pk}"
+        """The API's cache key of a credential looked up by key or by id (v4: the
+        entry carries the scopes, the allowed networks and a rotated secret's overlap)."""
+        return f"api:cred:v4:k:{public_key}" if public_key is not None else f"api:cred:v4:i:{pk}"
 
 
 class Wallet(models.Model):

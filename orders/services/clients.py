@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from orders.addresses import networks_parse
 from orders.enums import ALL_API_SCOPES, ApiScope
-from orders.errors import ValidationFailed
+from orders.errors import Conflict, ValidationFailed
 from orders.models import ApiCredential, Client, Wallet
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
@@ -120,6 +122,47 @@ def credential_access_set(
         },
     )
     return credential
+
+
+@transaction.atomic
+def credential_rotate(
+    *, credential_id: int, actor: Actor, overlap_seconds: int | None = None
+) -> IssuedCredential:
+    """A new secret for the credential (its key, scopes and allowlist stay); the
+    one it replaces keeps working for `overlap_seconds` (API_SECRET_ROTATION_OVERLAP_SECONDS
+    by default; 0: it stops at once), so the partner can deploy the new one first.
+    Rotating again inside an overlap ends the older secret at once: two secrets
+    at most ever work. The new secret exists only in the result."""
+    overlap = (
+        settings.API_SECRET_ROTATION_OVERLAP_SECONDS if overlap_seconds is None else overlap_seconds
+    )
+    if overlap < 0:
+        raise ValidationFailed("The overlap cannot be negative.", field="overlap_seconds")
+    credential = ApiCredential.objects.select_for_update(no_key=True).get(pk=credential_id)
+    if credential.revoked_at is not None:
+        raise Conflict("A revoked credential cannot be rotated; issue a new one.")
+    now = timezone.now()
+    secret = secrets.token_urlsafe(32)
+    credential.previous_secret_hash = credential.secret_hash if overlap else ""
+    credential.previous_secret_valid_until = now + timedelta(seconds=overlap) if overlap else None
+    credential.secret_hash = ApiCredential.hash_secret(secret)
+    credential.save(
+        update_fields=["secret_hash", "previous_secret_hash", "previous_secret_valid_until"]
+    )
+    _forget(credential)
+    audit_record(
+        action="credential.rotate",
+        actor=actor,
+        data={
+            "public_key": credential.public_key,
+            "previous_secret_valid_until": (
+                credential.previous_secret_valid_until.isoformat()
+                if credential.previous_secret_valid_until
+                else None
+            ),
+        },
+    )
+    return IssuedCredential(credential=credential, secret=secret)
 
 
 @transaction.atomic
