@@ -9,6 +9,9 @@ client's (the entries to its left were written by the client and can be
 forged). With TRUSTED_PROXIES empty (the default) X-Forwarded-For is ignored,
 unless SECURE_PROXY_SSL_HEADER says one TLS proxy is in front: then its entry,
 the last, is the client's.
+
+`is_public_address(value)` is the other rule of addresses: where the server
+itself may send requests (webhooks, SSRF), a public unicast address only.
 """
 
 from __future__ import annotations
@@ -112,3 +115,64 @@ def client_address(request: HttpRequest) -> str | None:
 @lru_cache(maxsize=8)
 def _proxy_networks(proxies: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(networks_parse(proxies, field="TRUSTED_PROXIES"))
+
+
+# Networks no webhook may be sent to, beyond what `ipaddress` calls non-global:
+# written out so that the rule reads as a list (RFC 6890's special-purpose blocks).
+_NOT_PUBLIC: tuple[Network, ...] = tuple(
+    ipaddress.ip_network(text)
+    for text in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",
+        "100.64.0.0/10",  # carrier-grade NAT
+        "127.0.0.0/8",
+        "169.254.0.0/16",  # link-local, cloud metadata (169.254.169.254)
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, broadcast
+        "::/128",
+        "::1/128",
+        "fc00::/7",  # unique-local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # site-local (deprecated)
+        "ff00::/8",  # multicast
+        "64:ff9b:1::/48",  # local-use NAT64
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: mapped, NAT64, 6to4 or Teredo."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def is_public_address(value: str) -> bool:
+    """Whether `value` is a public unicast address a server may send to: not
+    private, loopback, link-local, unique-local, multicast, reserved, CGNAT,
+    0.0.0.0/8 or unspecified, also when written as IPv4 inside IPv6. The one
+    rule of where outgoing requests (webhooks) may go."""
+    try:
+        address: Address = ipaddress.ip_address(value.strip().split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public_address(str(embedded))
+    if any(address.version == network.version and address in network for network in _NOT_PUBLIC):
+        return False
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )

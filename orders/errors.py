@@ -219,6 +219,31 @@ class RefundAlreadyApproved(Conflict):
     code = "refund_already_approved"
 
 
+# --- Webhooks (self-service endpoints) ------------------------------------------
+
+
+class DestinationNotAllowed(ValidationFailed):
+    """A webhook URL whose host is (or resolves to) an address that is not public:
+    private, loopback, link-local, metadata, CGNAT, multicast, reserved."""
+
+    code = "destination_not_allowed"
+
+    def __init__(self, message: str = "destination not allowed: private network") -> None:
+        super().__init__(message, field="url")
+
+
+class WebhookEndpointInactive(Conflict):
+    """The endpoint was deactivated: nothing is sent to it any more."""
+
+    code = "webhook_endpoint_inactive"
+
+
+class WebhookDeliveryNotReplayable(Conflict):
+    """Only a DELIVERED or FAILED delivery is sent again; a PENDING one is queued."""
+
+    code = "webhook_delivery_not_replayable"
+
+
 # A dependency out of reach right now (a database failover or restart, a network
 # cut, Redis stopped): not an error of the request. The API answers 503
 # `service_unavailable`, the dashboard its 503 page; both with Retry-After.

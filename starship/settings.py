@@ -400,6 +400,10 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", default=24)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=5)
+# Off (the default): webhooks go only to public addresses over https://, checked at
+# registration and again, after DNS, before each delivery (SSRF). On: private,
+# loopback and plain-http destinations too (development and tests only).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 # --- end fulfilment engine ----------------------------------------------------
 
 # --- API (orders/api) -------------------------------------------------------

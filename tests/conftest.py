@@ -28,6 +28,7 @@ from orders.db_roles import app_role_grant
 from orders.roles import ROLE_PERMISSIONS, role_permissions
 from orders.services.actors import Actor
 from tests.helpers.keys import TEST_AUDIT_KEY, TEST_FINGERPRINT_KEY, TEST_KEY_1
+from tests.helpers.webhooks import Receiver
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -225,3 +226,17 @@ def roles(transactional_db: None) -> None:
             group.permissions.add(
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """Make webhook receivers on 127.0.0.1 (`receiver(failures=n)`); closed after the test."""
+    made: list[Receiver] = []
+
+    def make(failures: int = 0) -> Receiver:
+        made.append(Receiver(failures))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()

@@ -12,6 +12,9 @@ from copy import deepcopy
 
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+# The webhook tests deliver to a receiver on 127.0.0.1 over http://; the SSRF
+# tests (tests/api/test_webhooks.py) turn this off with the `settings` fixture.
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
 
 
 def _redis_db(url: str, db: int) -> str:

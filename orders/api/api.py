@@ -23,7 +23,7 @@ from orders.api.errors import (
 )
 from orders.api.parser import JsonParser
 from orders.api.routers import auth as auth_router
-from orders.api.routers import charges, orders, products, wallet
+from orders.api.routers import charges, orders, products, wallet, webhooks
 
 DESCRIPTION = """
 Buy gift cards, mobile top-ups and digital services, paid from your prepaid wallet.
@@ -33,7 +33,7 @@ Buy gift cards, mobile top-ups and digital services, paid from your prepaid wall
 
 **Scopes**: each operation needs one scope of the credential (or token), named
 in its description and in `x-required-scope`: `orders:read`, `orders:write`,
-`wallet:read`; without it, 403 `insufficient_scope`. Without `vouchers:read` an
+`wallet:read`, `webhooks:manage`; without it, 403 `insufficient_scope`. Without `vouchers:read` an
 order's vouchers carry no secrets (`vouchers_redacted: true`). A credential with
 an IP allowlist answers other addresses 403 `ip_not_allowed`.
 
@@ -171,5 +171,6 @@ api.add_router("/products", products.router)
 api.add_router("/charges", charges.router)
 api.add_router("/orders", orders.router)
 api.add_router("/wallet", wallet.router)
+api.add_router("/webhooks", webhooks.router)
 
 __all__ = ["api", "api_not_found"]

@@ -42,6 +42,7 @@ UNAVAILABLE_MESSAGE = "The service is briefly unavailable; retry after a few sec
 STATUS_BY_CODE: dict[str, int] = {
     "domain_error": 400,
     "validation_error": 400,
+    "destination_not_allowed": 400,
     "import_rejected": 400,
     "insufficient_funds": 402,
     "forbidden": 403,
@@ -62,6 +63,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "own_credit_request": 409,
     "credit_request_decided": 409,
     "refund_already_approved": 409,
+    "webhook_endpoint_inactive": 409,
+    "webhook_delivery_not_replayable": 409,
     "rate_limited": 429,
     "decryption_failed": 500,
 }

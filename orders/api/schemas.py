@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from orders.models import Product, WalletEntry
     from orders.selectors.finance import LedgerPage
     from orders.selectors.paging import Page
+    from orders.selectors.webhooks import DeliveryPage
     from orders.services.pricing import Quote
 
 MAX_ID = 2**63 - 1
@@ -412,4 +413,79 @@ class LedgerPageOut(Schema):
 
     @staticmethod
     def resolve_next(page: LedgerPage) -> str | None:
+        return page.next_cursor
+
+
+# --- Webhooks --------------------------------------------------------------------
+
+
+class WebhookEndpointIn(Schema):
+    url: str = Field(
+        max_length=500,
+        examples=["https://hooks.example.com/starship"],
+        description="https:// to a public address (private networks are refused).",
+    )
+    events: list[Annotated[str, Field(max_length=40)]] = Field(
+        min_length=1, max_length=20, examples=[["order.delivered", "order.failed"]]
+    )
+
+
+# Read from a WebhookEndpoint; never its secret.
+class WebhookEndpointOut(Schema):
+    id: int
+    url: str
+    events: list[str]
+    is_active: bool
+    created_at: Timestamp
+
+
+class WebhookEndpointCreatedOut(WebhookEndpointOut):
+    secret: str = Field(
+        description="The signing secret (whsec_…): shown here once, never again.",
+        examples=["whsec_3q2-7w…"],
+    )
+
+
+class WebhookEndpointListOut(Schema):
+    results: list[WebhookEndpointOut]
+
+
+class WebhookSecretOut(Schema):
+    id: int
+    secret: str = Field(description="The new signing secret: shown here once, never again.")
+
+
+class WebhookDeliveryQueuedOut(Schema):
+    delivery_id: int
+    status: Literal["PENDING"] = "PENDING"
+
+
+# Read from a WebhookDelivery annotated with `last_error`; never its payload.
+class WebhookDeliveryOut(Schema):
+    id: int
+    event: str
+    order_id: int | None = Field(description="null for a webhook.test event.")
+    status: Literal["PENDING", "DELIVERED", "FAILED"]
+    attempts: int = Field(description="Attempts since the delivery was last queued.")
+    last_status_code: int | None
+    last_error: str | None = Field(description="The last attempt's error; null if none.")
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+
+    @staticmethod
+    def resolve_last_error(delivery: Any) -> str | None:
+        return getattr(delivery, "last_error", None) or None
+
+
+class WebhookDeliveryPageOut(Schema):
+    results: list[WebhookDeliveryOut]
+    next: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+    @staticmethod
+    def resolve_results(page: DeliveryPage) -> list[Any]:
+        return list(page.deliveries)
+
+    @staticmethod
+    def resolve_next(page: DeliveryPage) -> str | None:
         return page.next_cursor

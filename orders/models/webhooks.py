@@ -26,13 +26,18 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event for one endpoint, delivered at most once successfully."""
+    """One event for one endpoint, delivered at most once successfully. `order` is
+    empty for a test event (`webhook.test`), which concerns no order."""
 
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
     )
     order = models.ForeignKey(
-        "orders.Order", on_delete=models.CASCADE, related_name="webhook_deliveries"
+        "orders.Order",
+        on_delete=models.CASCADE,
+        related_name="webhook_deliveries",
+        null=True,
+        blank=True,
     )
     event = models.CharField(max_length=40)
     payload = models.JSONField()
@@ -60,6 +65,8 @@ class WebhookDelivery(models.Model):
                 name="webhookdelivery_due",
                 condition=models.Q(status="PENDING"),
             ),
+            # The delivery log of one endpoint, newest first, by keyset.
+            models.Index(fields=["endpoint", "created_at", "id"], name="webhookdelivery_log"),
         ]
 
     def __str__(self) -> str:

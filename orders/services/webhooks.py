@@ -10,20 +10,30 @@ exponential backoff until WEBHOOK_RETRY_HOURS have passed, then FAILED.
 Payloads carry the order summary only, never a voucher secret. The task
 `webhook_deliver_task` runs `webhook_deliver`; claiming and the lost-task
 sweep are the outbox's (see outbox.py).
+
+SSRF: unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, a URL must be https:// (http://
+too under DEBUG) and every address its host resolves to must be public
+(addresses.is_public_address), at registration and again at each delivery:
+the request connects to one of the addresses just checked (TLS still verifies
+the certificate for the host name, sent as SNI and Host), so a DNS answer that
+changes in between (rebinding) cannot point it elsewhere. A refused
+destination fails the delivery at once, without retries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -34,9 +44,16 @@ from django.tasks import task
 from django.utils import timezone
 
 from orders import logs
+from orders.addresses import is_public_address
 from orders.crypto import unseal
 from orders.enums import WebhookDeliveryStatus, WebhookEvent
-from orders.errors import ValidationFailed
+from orders.errors import (
+    DestinationNotAllowed,
+    NotFound,
+    ValidationFailed,
+    WebhookDeliveryNotReplayable,
+    WebhookEndpointInactive,
+)
 from orders.models import Client, Order, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from orders.representations import OrderWebhookOut
 from orders.services.actors import Actor
@@ -47,6 +64,11 @@ from orders.tasks import enqueue, enqueue_on_commit
 
 SIGNATURE_HEADER = "Starship-Signature"
 USER_AGENT = "Starship-Webhooks/1"
+# Sent on request (POST /webhooks/{id}/test), to any endpoint whatever its events:
+# no order, not a subscribable event.
+TEST_EVENT = "webhook.test"
+TEST_PAYLOAD = {"message": "A test event from Starship Orders: your endpoint is reachable."}
+REFUSED_PRIVATE = "destination not allowed: private network"
 
 
 def webhook_sign(*, secret: str, timestamp: int, body: str) -> str:
@@ -60,14 +82,54 @@ def webhook_backoff_seconds(*, attempts: int) -> int:
     return backoff_seconds(base=settings.WEBHOOK_RETRY_BASE_SECONDS, attempts=attempts)
 
 
+class UnresolvableHost(Exception):
+    """The destination's host name has no address right now."""
+
+
+def _private_allowed() -> bool:
+    return bool(settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+
+
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
+
+
+def webhook_destination_addresses(*, host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, each one public unless
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: else DestinationNotAllowed (one private
+    answer refuses the name: a client cannot pick which one is used)."""
+    try:
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError) as exc:
+        raise UnresolvableHost(host) from exc
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in answers))
+    if not addresses:
+        raise UnresolvableHost(host)
+    if not _private_allowed() and not all(is_public_address(a) for a in addresses):
+        raise DestinationNotAllowed()
+    return addresses
+
+
 def _validate_url(url: str) -> str:
     url = (url or "").strip()
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
         raise ValidationFailed("The webhook URL must start with http:// or https://.", field="url")
     try:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
         raise ValidationFailed("The webhook URL is not a valid URL.", field="url") from None
+    if scheme != "https" and not (_private_allowed() or settings.DEBUG):
+        raise ValidationFailed("The webhook URL must start with https://.", field="url")
+    if not _private_allowed():
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            webhook_destination_addresses(host=host, port=_port(parts))
+        except UnresolvableHost:
+            raise ValidationFailed(
+                f"The webhook URL's host {host!r} does not resolve to any address.", field="url"
+            ) from None
     return url
 
 
@@ -75,7 +137,9 @@ def _validate_url(url: str) -> str:
 def webhook_endpoint_create(
     *, client: Client, url: str, events: list[str], actor: Actor
 ) -> tuple[WebhookEndpoint, str]:
-    """Register an http(s) endpoint for order events; the signing secret is returned once."""
+    """Register an endpoint for order events, https:// to a public address unless
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS (http:// also under DEBUG); the signing secret is
+    returned once. The DNS check runs before the transaction's first query."""
     clean_url = _validate_url(url)
     if not events:
         raise ValidationFailed("Choose at least one event.", field="events")
@@ -95,6 +159,116 @@ def webhook_endpoint_create(
         },
     )
     return endpoint, secret
+
+
+def _endpoint_of(*, client_id: int, endpoint_id: int, active: bool = False) -> WebhookEndpoint:
+    """The client's endpoint, locked; another client's is NotFound like an unknown id."""
+    endpoint = (
+        WebhookEndpoint.objects.select_for_update()
+        .filter(pk=endpoint_id, client_id=client_id)
+        .first()
+    )
+    if endpoint is None:
+        raise NotFound()
+    if active and not endpoint.is_active:
+        raise WebhookEndpointInactive("This webhook endpoint is deactivated.")
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_deactivate(*, client_id: int, endpoint_id: int, actor: Actor) -> None:
+    """Stop sending to an endpoint; it and its delivery log stay (idempotent)."""
+    endpoint = _endpoint_of(client_id=client_id, endpoint_id=endpoint_id)
+    if not endpoint.is_active:
+        return
+    endpoint.is_active = False
+    endpoint.save(update_fields=["is_active"])
+    audit_record(
+        action="webhook.endpoint_deactivate",
+        actor=actor,
+        data={"endpoint_id": endpoint.pk, "client_id": client_id, "url": endpoint.url},
+    )
+
+
+@transaction.atomic
+def webhook_secret_rotate(*, client_id: int, endpoint_id: int, actor: Actor) -> str:
+    """A new signing secret for an active endpoint, returned once; the old one
+    stops signing at once (deliveries are signed when sent)."""
+    endpoint = _endpoint_of(client_id=client_id, endpoint_id=endpoint_id, active=True)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint.secret = secret
+    endpoint.save(update_fields=["secret"])
+    audit_record(
+        action="webhook.secret_rotate",
+        actor=actor,
+        data={"endpoint_id": endpoint.pk, "client_id": client_id},
+    )
+    return secret
+
+
+@transaction.atomic
+def webhook_test_send(*, client_id: int, endpoint_id: int, actor: Actor) -> WebhookDelivery:
+    """Queue a `webhook.test` event (no order) to an active endpoint, delivered,
+    signed and retried like any other."""
+    endpoint = _endpoint_of(client_id=client_id, endpoint_id=endpoint_id, active=True)
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        order=None,
+        event=TEST_EVENT,
+        payload=TEST_PAYLOAD,
+        next_attempt_at=now,
+        give_up_at=now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS),
+    )
+    enqueue_on_commit(webhook_deliver_task, delivery.pk)
+    audit_record(
+        action="webhook.test_send",
+        actor=actor,
+        data={"endpoint_id": endpoint.pk, "client_id": client_id, "delivery_id": delivery.pk},
+    )
+    return delivery
+
+
+@transaction.atomic
+def webhook_delivery_replay(
+    *, client_id: int, endpoint_id: int, delivery_id: int, actor: Actor
+) -> WebhookDelivery:
+    """Send a DELIVERED or FAILED event again: it is PENDING once more, with a
+    fresh retry window and `attempts` counted from 0 (the earlier attempts stay
+    in its attempt log)."""
+    endpoint = _endpoint_of(client_id=client_id, endpoint_id=endpoint_id, active=True)
+    delivery = (
+        WebhookDelivery.objects.select_for_update(no_key=True)
+        .filter(pk=delivery_id, endpoint=endpoint)
+        .first()
+    )
+    if delivery is None:
+        raise NotFound()
+    if delivery.status == WebhookDeliveryStatus.PENDING:
+        raise WebhookDeliveryNotReplayable("This delivery is still queued; it is sent already.")
+    previous = delivery.status
+    now = timezone.now()
+    delivery.status = WebhookDeliveryStatus.PENDING
+    delivery.attempts = 0
+    delivery.delivered_at = None
+    delivery.next_attempt_at = now
+    delivery.give_up_at = now + timedelta(hours=settings.WEBHOOK_RETRY_HOURS)
+    delivery.save(
+        update_fields=["status", "attempts", "delivered_at", "next_attempt_at", "give_up_at"]
+    )
+    enqueue_on_commit(webhook_deliver_task, delivery.pk)
+    audit_record(
+        action="webhook.delivery_replay",
+        actor=actor,
+        order_id=delivery.order_id,
+        data={
+            "endpoint_id": endpoint.pk,
+            "client_id": client_id,
+            "delivery_id": delivery.pk,
+            "previous_status": str(previous),
+        },
+    )
+    return delivery
 
 
 def order_summary(*, order: Order) -> dict[str, Any]:
@@ -177,35 +351,76 @@ def webhook_events_emit(*, orders: list[Order], event: WebhookEvent) -> list[Web
 
 
 def _body(delivery: WebhookDelivery) -> str:
+    data = delivery.payload if delivery.event == TEST_EVENT else {"order": delivery.payload}
     envelope = {
         "id": f"whd_{delivery.pk}",
         "event": delivery.event,
         "created_at": delivery.created_at,
-        "data": {"order": delivery.payload},
+        "data": data,
     }
     return json.dumps(envelope, cls=DjangoJSONEncoder, separators=(",", ":"), sort_keys=True)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is an answer that is not 2xx: retried, never followed
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to `address`, an address already checked, with the URL's host as Host."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to `address`, an address already checked; SNI and the certificate
+    check are for the URL's host name, as if it had been resolved here."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def _post(*, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, str]:
-    request = urllib.request.Request(  # noqa: S310 - scheme checked on registration
-        url, data=body.encode(), headers=headers, method="POST"
-    )
+@dataclass(frozen=True)
+class PostResult:
+    status_code: int | None
+    error: str = ""
+    permanent: bool = False  # a refusal no retry can change
+
+
+def _post(*, url: str, body: str, headers: dict[str, str]) -> PostResult:
+    """POST `body` to `url`, connecting only to an address checked just now. A
+    redirect is an answer that is not 2xx: retried, never followed."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", _port(parts)
     try:
-        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return None, f"{type(exc).__name__}: {reason}"[:500]
+        addresses = webhook_destination_addresses(host=host, port=port)
+    except DestinationNotAllowed:
+        return PostResult(None, REFUSED_PRIVATE, permanent=True)
+    except UnresolvableHost:
+        return PostResult(None, f"DNS: {host} does not resolve"[:500])
+    connection_class = (
+        _PinnedHTTPSConnection if parts.scheme.lower() == "https" else _PinnedHTTPConnection
+    )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    error = ""
+    for address in addresses:  # as socket.create_connection does: the first that answers
+        connection = connection_class(host, port, address=address, timeout=timeout)
+        try:
+            connection.request("POST", path, body=body.encode(), headers=headers)
+            status = connection.getresponse().status
+        except (http.client.HTTPException, ssl.SSLError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            continue
+        finally:
+            connection.close()
+        return PostResult(status, "" if 200 <= status < 300 else f"HTTP {status}")
+    return PostResult(None, error)
 
 
 @task
@@ -238,25 +453,22 @@ def webhook_deliver(*, delivery_id: int) -> WebhookDelivery | None:
         SIGNATURE_HEADER: webhook_sign(secret=secret, timestamp=int(time.time()), body=body),
     }
     started = time.monotonic()
-    status_code, error = (
+    result = (
         _post(url=endpoint.url, body=body, headers=headers)
         if endpoint.is_active
-        else (None, "endpoint disabled")
+        else PostResult(None, "endpoint deactivated", permanent=True)
     )
     duration_ms = int((time.monotonic() - started) * 1000)
-    return _record_attempt(
-        delivery_id=delivery.pk, status_code=status_code, error=error, duration_ms=duration_ms
-    )
+    return _record_attempt(delivery_id=delivery.pk, result=result, duration_ms=duration_ms)
 
 
 @transaction.atomic
-def _record_attempt(
-    *, delivery_id: int, status_code: int | None, error: str, duration_ms: int
-) -> WebhookDelivery:
+def _record_attempt(*, delivery_id: int, result: PostResult, duration_ms: int) -> WebhookDelivery:
     delivery = WebhookDelivery.objects.select_for_update(no_key=True).get(pk=delivery_id)
     now = timezone.now()
+    status_code = result.status_code
     WebhookAttempt.objects.create(
-        delivery=delivery, status_code=status_code, duration_ms=duration_ms, error=error
+        delivery=delivery, status_code=status_code, duration_ms=duration_ms, error=result.error
     )
     delivery.attempts += 1
     delivery.last_status_code = status_code
@@ -264,7 +476,7 @@ def _record_attempt(
         delivery.status = WebhookDeliveryStatus.DELIVERED
         delivery.delivered_at = now
         delivery.next_attempt_at = None
-    elif delivery.give_up_at is not None and now >= delivery.give_up_at:
+    elif result.permanent or (delivery.give_up_at is not None and now >= delivery.give_up_at):
         delivery.status = WebhookDeliveryStatus.FAILED
         delivery.next_attempt_at = None
     else:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
-import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,62 +15,9 @@ from orders.services.fulfilment import order_fulfil
 from orders.services.webhooks import webhook_backoff_seconds, webhook_endpoint_create
 from tests.factories import stock
 from tests.helpers.tasks import run_ready_tasks, wait_until
+from tests.helpers.webhooks import verify_starship_signature
 
 ADMIN = Actor.system("webhook-test")
-
-
-def verify_starship_signature(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
-    """The recipe of docs/webhooks.md, verbatim."""
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    timestamp, received = int(parts["t"]), parts["v1"]
-    if abs(time.time() - timestamp) > tolerance:
-        return False  # too old: a replay
-    signed = f"{timestamp}.".encode() + body
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received)
-
-
-class Receiver:
-    """An HTTP endpoint on 127.0.0.1 that fails `failures` times, then answers 200."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                code = 500 if len(receiver.requests) <= receiver.failures else 200
-                self.send_response(code)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/starship"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def make(failures: int = 0) -> Receiver:
-        made.append(Receiver(failures))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
 
 
 def test_backoff_doubles_and_is_capped_at_an_hour(settings):
