@@ -393,6 +393,8 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", default=10)
 # this, or the oldest ready task or placed order has waited longer than that.
 READYZ_WORKER_MAX_AGE_SECONDS = env_int("READYZ_WORKER_MAX_AGE_SECONDS", default=60)
 READYZ_TASK_MAX_AGE_SECONDS = env_int("READYZ_TASK_MAX_AGE_SECONDS", default=300)
+# With DATABASE_REPLICA_URL: /readyz warns when the replica's replay lags more.
+READYZ_REPLICA_MAX_LAG_SECONDS = env_int("READYZ_REPLICA_MAX_LAG_SECONDS", default=30)
 # /metrics answers a bearer of this token (Prometheus); empty: /metrics is 404.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Webhooks: first retry after WEBHOOK_RETRY_BASE_SECONDS, doubling (capped at

@@ -24,11 +24,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from orders import task_engines
+from orders.db_router import replica_alias
 from orders.enums import OrderStatus
 from orders.models import Order, WorkerHeartbeat
 from orders.selectors.audit import audit_seal_lag
@@ -140,6 +141,26 @@ def _seal_lag(now: datetime) -> dict[str, Any]:
     }
 
 
+def _replica() -> dict[str, Any]:
+    """The read replica: reachable, and how far its replay is behind the WAL it
+    has received (0 when caught up; an idle primary does not make it look late)."""
+    replica = connections[replica_alias()]
+    with replica.cursor() as cursor:
+        if replica.vendor != "postgresql":
+            cursor.execute("SELECT 1")
+            return {"status": OK, "standby": None, "lag_s": None}
+        cursor.execute(
+            "SELECT pg_is_in_recovery(), CASE"
+            " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+            " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END"
+        )
+        standby, lag = cursor.fetchone()
+    lag_s = None if lag is None else round(float(lag), 1)
+    limit = settings.READYZ_REPLICA_MAX_LAG_SECONDS
+    late = lag_s is not None and lag_s > limit
+    return {"status": WARN if late else OK, "standby": standby, "lag_s": lag_s, "limit_s": limit}
+
+
 def readiness() -> Readiness:
     """Every check, each timed; a check whose dependency is down fails alone."""
     now = timezone.now()
@@ -155,4 +176,11 @@ def readiness() -> Readiness:
     ready.checks["orders_waiting"] = _timed(lambda: _orders_waiting(now))
     ready.checks["workers"] = _timed(lambda: _workers(now))
     ready.checks["audit_seal"] = _timed(lambda: _seal_lag(now))
+    if replica_alias():
+        # A replica out of reach fails the dashboard's lists, not the orders:
+        # a warning, never a reason to take the host out of rotation.
+        replica = _timed(_replica)
+        if replica["status"] == FAIL:
+            replica["status"] = WARN
+        ready.checks["replica"] = replica
     return ready
