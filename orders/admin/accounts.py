@@ -83,20 +83,10 @@ class ApiCredentialAdmin(AuditedAdmin):
         "previous_secret_valid_until",
         "revoked_at",
     )
-    # Scopes and networks change through services/clients.credential_access_set
-    # (checked, audited, the API's cache cleared), not by editing JSON here.
-    readonly_fields = (
-        "client",
-        "public_key",
-        "mode",
-        "scopes",
-        "allowed_networks",
-        "created_at",
-        "last_used_at",
-        "last_used_ip",
-        "previous_secret_valid_until",
-        "revoked_at",
-    )
+    # Only the label is edited here. Scopes and networks change through
+    # services/clients.credential_access_set (checked, audited, the API's cache
+    # cleared), not by editing JSON; secrets through rotate_credential.
+    readonly_fields = tuple(name for name in fields if name != "label")
     actions = ("revoke",)
 
     @admin.display(description="State")

@@ -4,8 +4,6 @@ stops being valid is refused within API_CREDENTIAL_CACHE_SECONDS (docs/api.md)."
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,6 +13,7 @@ from orders.models import ApiCredential, Client
 from orders.services.clients import credential_issue, credential_revoke
 from tests.helpers.api import ApiUser
 from tests.helpers.orders import delivered_order
+from tests.helpers.tasks import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -66,12 +65,15 @@ def test_the_warm_read_of_a_delivered_order_is_one_query_and_its_audit(shop, set
 
 def _refused_within_the_ttl(shop: ApiUser) -> bool:
     """Waits (a little longer than the TTL at most) until the shop's calls answer 401."""
-    deadline = time.monotonic() + TTL + 3
-    while time.monotonic() < deadline:
-        if shop.get("/api/v1/orders").status_code == 401:
-            return True
-        time.sleep(0.1)
-    return False
+    try:
+        wait_until(
+            lambda: shop.get("/api/v1/orders").status_code == 401,
+            timeout=TTL + 3,
+            what="the credential to be refused",
+        )
+    except AssertionError:
+        return False
+    return True
 
 
 def test_a_deactivated_client_is_refused_within_the_cache_time(shop, settings):
