@@ -16,8 +16,9 @@ from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from orders.addresses import client_address
 from orders.services.actors import Actor
@@ -35,19 +36,18 @@ def client_ip(request: HttpRequest) -> str | None:
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: Any
 ) -> HttpResponse:
-    """The page a locked-out sign-in gets (429), in the admin's look on /admin/."""
-    match = getattr(request, "resolver_match", None)
-    in_admin = match is not None and match.namespace == "admin"
+    """The page a locked-out sign-in gets (429); the admin signs in on the same page. An
+    htmx request (a wrong step-up code that locked the account) is sent there whole."""
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponse(status=204, headers={"HX-Redirect": reverse("second_factor_locked")})
+    if request.content_type == "application/json":  # a passkey ceremony's script
+        detail = "Too many failed attempts: sign-in is locked and you have been signed out."
+        return JsonResponse({"detail": detail, "code": "locked_out"}, status=429)
     context: dict[str, Any] = {
         "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
         "failure_limit": settings.AXES_FAILURE_LIMIT,
     }
-    if in_admin:
-        context |= admin.site.each_context(request) | {"title": "Sign-in locked"}
-        template = "admin/locked_out.html"
-    else:
-        template = "registration/locked_out.html"
-    return render(request, template, context, status=429)
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 def on_user_locked_out(

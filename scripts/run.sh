@@ -8,6 +8,8 @@ py=.venv/bin/python
 # defaults would redirect every request to https (docs/deploy.md, plain HTTP on loopback).
 export SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-0} SECURE_HSTS_SECONDS=${SECURE_HSTS_SECONDS:-0}
 export SECURE_COOKIES=${SECURE_COOKIES:-0}
+# The demo signs in with a password alone; a user who enrols a second factor is asked for it.
+export STAFF_2FA_REQUIRED=${STAFF_2FA_REQUIRED:-0}
 
 pids=()
 stop() {

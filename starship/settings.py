@@ -42,6 +42,10 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "ninja",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "orders",
 ]
 
@@ -56,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified()
+    "orders.dashboard.stepup.SecondFactorMiddleware",  # enrol / verify before anything else
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -223,7 +229,40 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one over the limi
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "orders.logins.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "orders.logins.client_ip"
+# Wrong one-time codes count as failed sign-ins too; axes keeps a copy of the form it
+# was posted (the password is always masked), so the code fields are masked too.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "second_factor_code"]
 AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are logged and audited
+
+# Second factor (django-otp: TOTP apps, single-use recovery codes; django-otp-webauthn:
+# passkeys and security keys). With STAFF_2FA_REQUIRED every staff user enrols at first
+# sign-in; a user who has enrolled is asked at every sign-in either way. Wrong codes and
+# failed passkey assertions count as failed sign-ins (the limit above). The sensitive
+# actions (reveal, refund and top-up approval, price changes) need a second factor used
+# within STEP_UP_SECONDS; docs/decisions/0011-second-factor.md.
+STAFF_2FA_REQUIRED = env_bool("STAFF_2FA_REQUIRED", default=not DEBUG)
+STEP_UP_SECONDS = env_int("STEP_UP_SECONDS", default=15 * 60)
+RECOVERY_CODE_COUNT = 10
+# Keys the digests the database keeps instead of TOTP seeds and recovery codes
+# (orders/models/staff.py). Changing it means every staff user enrols again; set it
+# apart from DJANGO_SECRET_KEY to rotate that freely.
+SECOND_FACTOR_KEY = env("SECOND_FACTOR_KEY", default="") or SECRET_KEY
+# One throttle for every sign-in factor: django-axes' limit above. django-otp's own
+# per-device back-off would also refuse the right code just after a typo, silently.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+OTP_TOTP_ISSUER = env("OTP_ISSUER", default="Starship Orders")
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+# The relying party is the host staff sign in on (WEBAUTHN_RP_ID overrides it, e.g. the
+# parent domain); allowed origins: WEBAUTHN_ORIGINS, else the request's own origin.
+WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env_list("WEBAUTHN_ORIGINS", default=[])
+OTP_WEBAUTHN_RP_ID_CALLABLE = "orders.dashboard.passkeys.relying_party_id"
+OTP_WEBAUTHN_HELPER_CLASS = "orders.dashboard.passkeys.PasskeyHelper"
+# What django-otp-webauthn's system check reads; PasskeyHelper answers per request.
+OTP_WEBAUTHN_ALLOWED_ORIGINS = WEBAUTHN_ORIGINS or ["http://localhost:8000"]
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a passkey is the second factor, not the only one
+OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = "orders.passkeys"
 
 # --- Security headers -------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

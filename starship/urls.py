@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from orders.api.api import api, api_not_found
+from orders.dashboard import passkeys, twofactor
 from starship.health import healthz, metrics_view, readyz
 
 urlpatterns = [
@@ -24,6 +25,22 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # --- The second factor: verify, enrol, recovery codes, passkeys (docs/decisions/0011) ---
+    path("accounts/2fa/", twofactor.second_factor_security, name="second_factor_security"),
+    path("accounts/2fa/verify/", twofactor.second_factor_verify, name="second_factor_verify"),
+    path("accounts/2fa/setup/", twofactor.second_factor_setup, name="second_factor_setup"),
+    path(
+        "accounts/2fa/recovery-codes/",
+        twofactor.recovery_codes_new,
+        name="second_factor_recovery_codes",
+    ),
+    path(
+        "accounts/2fa/passkeys/<int:passkey_id>/delete/",
+        twofactor.passkey_delete,
+        name="second_factor_passkey_delete",
+    ),
+    path("accounts/locked/", twofactor.second_factor_locked, name="second_factor_locked"),
+    path("accounts/passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),
     path("dashboard/", include("orders.dashboard.urls")),
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
 ]

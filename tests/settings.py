@@ -15,6 +15,10 @@ os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 # The webhook tests deliver to a receiver on 127.0.0.1 over http://; the SSRF
 # tests (tests/api/test_webhooks.py) turn this off with the `settings` fixture.
 os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
+# Staff users of the suite sign in with a password (or force_login) and no second
+# factor unless a test enrols one; the second-factor tests (tests/dashboard/
+# test_second_factor.py, tests/e2e/test_second_factor.py) turn the requirement on.
+os.environ.setdefault("STAFF_2FA_REQUIRED", "0")
 
 
 def _redis_db(url: str, db: int) -> str:

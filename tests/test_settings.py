@@ -23,7 +23,7 @@ def _production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_", "AUDIT_"))
+        if not key.startswith(("DJANGO_", "SECURE_", "VOUCHER_", "LOGIN_", "AUDIT_", "STAFF_"))
         and key not in {"DATABASE_URL", "DATABASE_REPLICA_URL", "SQLITE_PATH", "STATIC_ROOT"}
     }
     # Only what production must provide: no HTTPS, HSTS or cookie variable at all.
@@ -131,6 +131,18 @@ def test_production_is_secure_by_default(tmp_path):
         "CSRF_COOKIE_SECURE": True,
         "SECURE_PROXY_SSL_HEADER": None,
     }
+
+
+def test_production_requires_a_staff_second_factor_and_make_run_does_not(tmp_path):
+    names = ("STAFF_2FA_REQUIRED", "STEP_UP_SECONDS")
+    production = _settings(_production_env(tmp_path), *names)
+    debugging = _settings(_production_env(tmp_path, DJANGO_DEBUG="1"), *names)
+    opted_out = _settings(_production_env(tmp_path, STAFF_2FA_REQUIRED="0"), *names)
+    assert production == {"STAFF_2FA_REQUIRED": True, "STEP_UP_SECONDS": 900}
+    assert debugging["STAFF_2FA_REQUIRED"] is False
+    assert opted_out["STAFF_2FA_REQUIRED"] is False
+    run_script = (ROOT / "scripts" / "run.sh").read_text()
+    assert "export STAFF_2FA_REQUIRED=${STAFF_2FA_REQUIRED:-0}" in run_script
 
 
 def test_plain_http_on_loopback_and_a_tls_proxy_are_explicit_opt_outs(tmp_path):

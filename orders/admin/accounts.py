@@ -8,16 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential
 
 from orders.admin.base import AuditedAdmin, ReadOnlyInline
+from orders.dashboard.stepup import step_up
 from orders.models import ApiCredential, Client, Wallet
 from orders.services.actors import Actor
 from orders.services.clients import credential_revoke
+from orders.services.second_factor import second_factor_reset
 
 
 class WalletInline(ReadOnlyInline):
@@ -115,11 +122,49 @@ class ApiCredentialAdmin(AuditedAdmin):
 User = get_user_model()
 admin.site.unregister(User)
 admin.site.unregister(Group)
+# Second factors change only through the sign-in pages and the audited reset below,
+# not by editing or deleting devices.
+for device_model in (TOTPDevice, StaticDevice, WebAuthnCredential, WebAuthnAttestation):
+    if admin.site.is_registered(device_model):
+        admin.site.unregister(device_model)
 
 
 @admin.register(User)
 class AuditedUserAdmin(AuditedAdmin, UserAdmin):  # type: ignore[misc]
-    pass
+    """Staff users; "Reset second factor" (a lost phone) asks for a reason, audited."""
+
+    actions = ("reset_second_factor",)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Resetting someone's second factor: a recent second factor of one's own first.
+        return step_up(super().changelist_view)(request, extra_context)
+
+    @admin.action(
+        description="Reset second factor (they enrol again at next sign-in)",
+        permissions=["change"],
+    )
+    def reset_second_factor(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        users = list(queryset.order_by("username"))
+        reason = request.POST.get("reason", "").strip()
+        if "confirm" not in request.POST or not reason:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Reset second factor",
+                "users": users,
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "missing_reason": "confirm" in request.POST,
+            }
+            return TemplateResponse(request, "admin/second_factor_reset.html", context)
+        actor = Actor.for_request(request)
+        for user in users:
+            second_factor_reset(user=user, actor=actor, reason=reason)
+        self.message_user(
+            request,
+            f"Second factor reset for {len(users)} user(s); they enrol again at next sign-in.",
+            messages.SUCCESS,
+        )
+        return None
 
 
 @admin.register(Group)

@@ -10,11 +10,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from orders.admin.base import AuditedAdmin, ReadOnlyAdmin
+from orders.dashboard.stepup import step_up
 from orders.errors import DomainError
 from orders.models import PriceChange, Product, Vendor
 from orders.services.actors import Actor
@@ -59,6 +60,10 @@ class ProductAdmin(AuditedAdmin):
         if obj.is_range:
             return f"{obj.min_denomination}–{obj.max_denomination}"
         return ", ".join(str(value) for value in obj.denomination_list)
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Saving a product can change its prices: a recent second factor first.
+        return step_up(super().changeform_view)(request, *args, **kwargs)
 
     def _save(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         names = self._audited_fields(form)
@@ -138,6 +143,10 @@ class PriceChangeAdmin(ReadOnlyAdmin):
     @admin.display(description="Needs approval because")
     def reasons(self, obj: PriceChange) -> str:
         return "; ".join(obj.approval_reasons or []) or "—"
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Approving or rejecting (the changelist's actions): a recent second factor first.
+        return step_up(super().changelist_view)(request, extra_context)
 
     def has_approve_price_change_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.approve_price_change")

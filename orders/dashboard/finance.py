@@ -31,6 +31,7 @@ from orders.dashboard.http import (
     query_without,
 )
 from orders.dashboard.permissions import PERMISSIONS, permission_for
+from orders.dashboard.stepup import step_up
 from orders.dashboard.widgets import QuickSelect
 from orders.db_router import reads_from_replica
 from orders.enums import SubStatus, WalletEntryKind
@@ -264,6 +265,7 @@ def _decide_refunds(request: HtmxHttpRequest, form: RefundDecisionForm) -> None:
 
 @require_POST
 @permission_for("refund_decide")
+@step_up
 def refund_decide(request: HtmxHttpRequest) -> HttpResponse:
     """Apply one decision to the ticked orders and say, per order, what happened."""
     form = RefundDecisionForm(request.POST)
@@ -416,12 +418,14 @@ def _wallet_money(request: HtmxHttpRequest, wallet_id: int, *, adjust: bool) -> 
 
 @require_POST
 @permission_for("wallet_top_up")
+@step_up
 def wallet_top_up_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     return _wallet_money(request, wallet_id, adjust=False)
 
 
 @require_POST
 @permission_for("wallet_adjust")
+@step_up
 def wallet_adjust_view(request: HtmxHttpRequest, wallet_id: int) -> HttpResponse:
     return _wallet_money(request, wallet_id, adjust=True)
 
@@ -473,6 +477,7 @@ def _decide_credit(
 
 @require_POST
 @permission_for("credit_decide")
+@step_up
 def credit_decide(request: HtmxHttpRequest, request_id: int) -> HttpResponse:
     """Approve or reject one pending credit and say what happened; back to the page
     it was decided on (the queue or the wallet)."""

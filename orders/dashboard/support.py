@@ -29,6 +29,7 @@ from orders.dashboard.http import (
     page_or_partial,
 )
 from orders.dashboard.permissions import permission_for
+from orders.dashboard.stepup import step_up
 from orders.db_router import reads_from_replica
 from orders.enums import DeliveryEmailStatus
 from orders.errors import DomainError, RateLimited, ValidationFailed
@@ -179,6 +180,7 @@ def _reveal_context(form: RevealForm, revealed: reveal.RevealedVoucher | None) -
 @never_cache
 @require_POST
 @permission_for("voucher_reveal")
+@step_up
 def voucher_reveal(request: HtmxHttpRequest, voucher_id: int) -> HttpResponse:
     """Decrypt one delivered voucher for the signed-in user, audited with a reason.
 

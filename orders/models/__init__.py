@@ -24,6 +24,7 @@ from orders.models.rollups import (
     VoucherSoldDayRollup,
     WalletBalanceRollup,
 )
+from orders.models.staff import SealedTOTPDevice
 from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ReconDayRollup",
     "RefundReview",
     "RollupState",
+    "SealedTOTPDevice",
     "StatusChange",
     "Vendor",
     "Voucher",
