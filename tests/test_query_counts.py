@@ -43,6 +43,7 @@ from orders.enums import (
     SubStatus,
 )
 from orders.models import (
+    ApiErrorRecord,
     DeliveryEmail,
     ImportBatch,
     Order,
@@ -51,9 +52,13 @@ from orders.models import (
     StatusChange,
     Voucher,
     WalletEntry,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
+from orders.services.clients import credential_issue
 from orders.services.placing import Customer, order_create
 from orders.services.wallets import wallet_top_up
 from tests.factories import (
@@ -524,6 +529,81 @@ def _ledger_rows(count: int) -> Callable[[Ctx], None]:
     return build
 
 
+def _client_rows(count: int) -> Callable[[Ctx], None]:
+    """Clients, each with two wallets, a credential and an API error."""
+
+    def build(ctx: Ctx) -> None:
+        for _ in range(count):
+            k = next(_seq)
+            client = ClientFactory(name=f"QC Partner {k}")
+            for currency in ("USD", "EUR"):
+                WalletFactory(client=client, currency=currency)
+            issued = credential_issue(client=client, actor=ctx.actor)
+            ApiErrorRecord.objects.create(
+                client=client, credential=issued.credential, status=404, method="GET", path="/"
+            )
+            ctx.markers.append(f"QC Partner {k}")
+
+    return build
+
+
+def _client_detail_seed(ctx: Ctx) -> None:
+    ctx.data["client_obj"] = ClientFactory(name="QC Workspace Client")
+    ctx.data["client"] = ctx.data["client_obj"].pk
+    WalletFactory(client=ctx.data["client_obj"], currency="USD")
+    _client_detail_rows(N)(ctx)
+
+
+def _client_detail_rows(count: int) -> Callable[[Ctx], None]:
+    """Credentials, webhook endpoints and API errors of one client."""
+
+    def build(ctx: Ctx) -> None:
+        client = ctx.data["client_obj"]
+        for _ in range(count):
+            k = next(_seq)
+            credential = credential_issue(
+                client=client, actor=ctx.actor, allowed_networks=[f"203.0.113.{k % 250}"]
+            ).credential
+            url = f"https://hooks.example/qc-workspace-{k}"
+            WebhookEndpoint.objects.create(client=client, url=url, secret="s")
+            ApiErrorRecord.objects.create(
+                client=client,
+                credential=credential,
+                status=404,
+                error_code="not_found",
+                method="GET",
+                path=f"/api/v1/orders/qc-{k}",
+            )
+            ctx.markers += [credential.public_key, url, f"/api/v1/orders/qc-{k}"]
+
+    return build
+
+
+def _delivery_log_seed(ctx: Ctx) -> None:
+    client = ClientFactory(name="QC Hooks Client")
+    endpoint = WebhookEndpoint.objects.create(
+        client=client, url="https://hooks.example/", secret="s"
+    )
+    ctx.data.update(client=client.pk, endpoint=endpoint.pk, endpoint_obj=endpoint)
+    _delivery_rows(N)(ctx)
+
+
+def _delivery_rows(count: int) -> Callable[[Ctx], None]:
+    def build(ctx: Ctx) -> None:
+        for _ in range(count):
+            delivery = WebhookDelivery.objects.create(
+                endpoint=ctx.data["endpoint_obj"],
+                event="webhook.test",
+                payload={},
+                status="FAILED",
+                attempts=1,
+            )
+            WebhookAttempt.objects.create(delivery=delivery, status_code=500, error="QC down")
+            ctx.markers.append(f'id="delivery-{delivery.pk}"')
+
+    return build
+
+
 RECON_CURRENCIES = ["USD", "EUR", "GBP", "JPY"]
 
 
@@ -854,6 +934,28 @@ CASES = [
         _wallet_seed,
         _ledger_rows(GROW),
         _get("wallet_detail", "wallet", htmx=True),
+    ),
+    Case("client_list", "finance", _client_rows(N), _client_rows(GROW), _get("client_list")),
+    Case(
+        "client_detail",
+        "finance",
+        _client_detail_seed,
+        _client_detail_rows(GROW),
+        _get("client_detail", "client"),
+    ),
+    Case(
+        "client_detail htmx",
+        "finance",
+        _client_detail_seed,
+        _client_detail_rows(GROW),
+        _get("client_detail", "client", htmx=True),
+    ),
+    Case(
+        "client_webhook_detail",
+        "finance",
+        _delivery_log_seed,
+        _delivery_rows(GROW),
+        _get("client_webhook_detail", "client", "endpoint"),
     ),
     Case(
         "reconciliation",

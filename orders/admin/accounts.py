@@ -62,7 +62,8 @@ class ClientAdmin(AuditedAdmin):
 
 @admin.register(ApiCredential)
 class ApiCredentialAdmin(AuditedAdmin):
-    """Issued by `create_client` (the secret is shown once there); revocable here."""
+    """Issued by `create_client` or the dashboard's clients workspace (the secret is shown
+    once there); revocable here."""
 
     list_display = (
         "public_key",
@@ -84,15 +85,17 @@ class ApiCredentialAdmin(AuditedAdmin):
         "label",
         "scopes",
         "allowed_networks",
+        "rate_limit_per_minute",
         "created_at",
         "last_used_at",
         "last_used_ip",
         "previous_secret_valid_until",
         "revoked_at",
     )
-    # Only the label is edited here. Scopes and networks change through
-    # services/clients.credential_access_set (checked, audited, the API's cache
-    # cleared), not by editing JSON; secrets through rotate_credential.
+    # Only the label is edited here. Scopes, networks and the rate-limit plan
+    # change through services/clients.py (checked, audited, the API's cache
+    # cleared; the dashboard's clients workspace), not by editing JSON; secrets
+    # through rotate_credential or the workspace.
     readonly_fields = tuple(name for name in fields if name != "label")
     actions = ("revoke",)
 

@@ -14,6 +14,7 @@ from ninja import NinjaAPI
 
 from orders.api import ratelimit
 from orders.api.auth import API_SECRET_SCHEME, ApiKeyAuth, BearerAuth
+from orders.api.error_records import error_remember
 from orders.api.errors import (
     api_not_found,
     install_error_handlers,
@@ -74,7 +75,8 @@ def _declared_length(request: HttpRequest) -> int:
 def _api_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Around every API URL: 413 for a body over API_MAX_BODY_BYTES, JSON for 405
     and for anything that escaped, rate-limit headers on authenticated
-    responses, and no caching of private data."""
+    responses, the record of an error answer to an identified credential, and
+    no caching of private data."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -94,6 +96,7 @@ def _api_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRespon
         ):
             response = json_method_not_allowed(response)  # type: ignore[arg-type]
         ratelimit.add_headers(request, response)
+        error_remember(request, response)
         if not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store"
         return response

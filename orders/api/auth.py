@@ -40,6 +40,7 @@ from ninja.security.base import AuthBase
 from orders import logs, metrics
 from orders.addresses import address_in, client_address
 from orders.api import ratelimit
+from orders.api.error_records import caller_identify
 from orders.api.errors import Unauthorized
 from orders.enums import ApiScope
 from orders.errors import AddressNotAllowed, InsufficientScope
@@ -59,12 +60,14 @@ LAST_USED_EVERY = timedelta(minutes=1)
 class Principal:
     """Who is calling: the credential and its client (both active), the scopes this
     request holds (the credential's, or a token's that the credential still
-    holds) and the networks the credential may be used from (empty: any)."""
+    holds), the networks the credential may be used from (empty: any) and its
+    rate-limit plan."""
 
     credential: ApiCredential
     client: Client
     scopes: frozenset[str]
     allowed_networks: tuple[str, ...] = ()
+    rate_limit_per_minute: int | None = None  # its plan; None: the settings' limits
 
     def holds(self, scope: str) -> bool:
         return scope in self.scopes
@@ -91,6 +94,7 @@ class _CachedCredential:
     # A rotated secret, accepted until `previous_valid_until` (credential_rotate).
     previous_secret_hash: str = ""
     previous_valid_until: datetime | None = None
+    rate_limit_per_minute: int | None = None
 
     def principal(self, *, token_scopes: frozenset[str] | None = None) -> Principal:
         """The caller; with a token's scopes, only those the credential still holds."""
@@ -113,6 +117,7 @@ class _CachedCredential:
             client=client,
             scopes=scopes,
             allowed_networks=self.allowed_networks,
+            rate_limit_per_minute=self.rate_limit_per_minute,
         )
 
 
@@ -144,6 +149,7 @@ def _load(
             allowed_networks=tuple(row.allowed_networks or ()),
             previous_secret_hash=row.previous_secret_hash,
             previous_valid_until=row.previous_secret_valid_until,
+            rate_limit_per_minute=row.rate_limit_per_minute,
         )
         if row is not None
         else None
@@ -312,9 +318,13 @@ def _admit(request: HttpRequest, principal: Principal) -> Principal:
     (no write per request), claimed in the rate limiter's round trip."""
     credential_id = principal.credential.pk
     logs.bind(credential_id=credential_id)
+    caller_identify(request, credential_id=credential_id, client_id=principal.client.pk)
     _check_address(request, principal)
     admission = ratelimit.credential_admit(
-        request, credential_id=credential_id, claim=_touch_key(credential_id)
+        request,
+        credential_id=credential_id,
+        claim=_touch_key(credential_id),
+        per_minute=principal.rate_limit_per_minute,
     )
     admission.check(request)
     if admission.claimed:
@@ -342,9 +352,12 @@ def _admit_token(request: HttpRequest, token: TokenClaims) -> Principal:
         found = _load(credential_id=credential_id, read_cache=False)
     if not found or not found.active:  # False: cached as "no such credential"
         raise Unauthorized()
+    caller_identify(request, credential_id=credential_id, client_id=found.client_id)
     principal = found.principal(token_scopes=token.scopes)
     _check_address(request, principal)
-    admission.check(request)
+    # The plan is known only now: the counts are held to it here (a request its
+    # plan refuses may still have counted against an order's hourly window).
+    admission.under_plan(found.rate_limit_per_minute).check(request)
     if admission.claimed:
         _touch(credential_id, client_address(request))
     return principal

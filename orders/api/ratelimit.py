@@ -11,13 +11,17 @@ refused the request, so a refused request does not count against the order.
 Every authenticated response carries X-RateLimit-Limit / -Remaining / -Reset
 for the tightest window; a refused request gets 429 `rate_limited` with
 Retry-After.
+
+A credential's rate-limit plan (`ApiCredential.rate_limit_per_minute`, set in
+the dashboard's clients workspace) replaces API_RATE_LIMIT_PER_MINUTE for it,
+and its burst window scales in proportion (`plan_limits`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -117,6 +121,17 @@ class Admission:
     windows: list[Window]
     scopes: frozenset[str]  # of the windows counted
 
+    def under_plan(self, per_minute: int | None) -> Admission:
+        """These counts held to a credential's plan (`plan_limits`), for a caller
+        that learns the plan in the same round trip that counted (a token's)."""
+        if per_minute is None:
+            return self
+        limits = dict(zip(("minute", "burst"), plan_limits(per_minute), strict=True))
+        windows = [
+            replace(w, limit=limits[w.name]) if w.name in limits else w for w in self.windows
+        ]
+        return replace(self, windows=windows)
+
     def check(self, request: HttpRequest) -> None:
         """Raise RateLimited if a counted window is exceeded; remember them for
         the response's headers and for `order_read_hit`."""
@@ -197,11 +212,22 @@ def _check(request: HttpRequest, windows: list[Window]) -> None:
         )
 
 
-def _credential_specs(credential_id: int) -> list[_Spec]:
+def plan_limits(per_minute: int | None) -> tuple[int, int]:
+    """A credential's (per minute, per 10 seconds) limits: its plan, else the
+    settings. A plan scales the burst window in proportion (at least 1), so a
+    plan above the default is not capped by the default burst."""
+    minute, burst = settings.API_RATE_LIMIT_PER_MINUTE, settings.API_RATE_LIMIT_PER_10_SECONDS
+    if per_minute is None or minute <= 0:
+        return minute, burst
+    return per_minute, max(1, math.ceil(burst * per_minute / minute))
+
+
+def _credential_specs(credential_id: int, per_minute: int | None) -> list[_Spec]:
     scope = f"c{credential_id}"
+    minute, burst = plan_limits(per_minute)
     return [
-        _Spec(scope, "minute", settings.API_RATE_LIMIT_PER_MINUTE, 60, group=0),
-        _Spec(scope, "burst", settings.API_RATE_LIMIT_PER_10_SECONDS, 10, group=0),
+        _Spec(scope, "minute", minute, 60, group=0),
+        _Spec(scope, "burst", burst, 10, group=0),
     ]
 
 
@@ -231,14 +257,19 @@ def _route_specs(request: HttpRequest, credential_id: int) -> list[_Spec]:
 
 
 def credential_admit(
-    request: HttpRequest, *, credential_id: int, claim: str, fetch: str | None = None
+    request: HttpRequest,
+    *,
+    credential_id: int,
+    claim: str,
+    fetch: str | None = None,
+    per_minute: int | None = None,
 ) -> Admission:
-    """Count one request of a credential (200/min, 20/10 s) and, for an order
-    read, of that order (60 an hour); add `claim` for a minute if absent; read
-    `fetch` — on Redis all in one round trip. The caller decides what comes
-    first, then calls `Admission.check` (RateLimited)."""
+    """Count one request of a credential (its plan `per_minute`, else 200/min and
+    20/10 s) and, for an order read, of that order (60 an hour); add `claim` for a
+    minute if absent; read `fetch` — on Redis all in one round trip. The caller
+    decides what comes first, then calls `Admission.check` (RateLimited)."""
     return _count_all(
-        _credential_specs(credential_id) + _route_specs(request, credential_id),
+        _credential_specs(credential_id, per_minute) + _route_specs(request, credential_id),
         fetch=fetch,
         claim=(claim, 60),
     )

@@ -26,6 +26,7 @@ from orders.dashboard.forms import MoneyField, OrderFilterForm, dates_in_order, 
 from orders.dashboard.http import (
     HtmxHttpRequest,
     flash_form_errors,
+    form_refusal,
     not_found_as_404,
     page_or_partial,
     query_without,
@@ -393,8 +394,7 @@ def _request_credit(
                 reason=form.cleaned_data["reason"],
             )
     except DomainError as refusal:
-        field = getattr(refusal, "field", None)
-        form.add_error(field if field in form.fields else None, refusal.message)
+        form_refusal(form, refusal)
         return None
 
 

@@ -14,7 +14,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
 
-from orders.errors import NotFound
+from orders.errors import DomainError, NotFound
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -58,6 +58,13 @@ def flash_form_errors(request: HttpRequest, form: Form, *, prefix: str = "") -> 
     for errors in form.errors.values():
         for error in errors:
             messages.error(request, f"{prefix}{error}")
+
+
+def form_refusal(form: Form, refusal: DomainError) -> None:
+    """A service's refusal as an error of the form: on the field it names when the
+    form has that field, else on the whole form."""
+    field = getattr(refusal, "field", None)
+    form.add_error(field if field in form.fields else None, refusal.message)
 
 
 def flash_outcome(request: HttpRequest, label: str, *, error: str, done: str) -> None:

@@ -53,6 +53,28 @@ PERMISSIONS: dict[str, str] = {
     "export_orders": "orders.export_orders",
     "export_refunds": "orders.export_orders",
     "export_ledger": "orders.export_orders",
+    # The clients workspace (clients.py): onboarding a partner and its credentials,
+    # webhooks, rate-limit plans and recent API errors. Every page, reads included,
+    # needs orders.manage_clients: support holds orders.view_client (a client's name
+    # on an order) but must not read credentials, allowlists or webhook URLs. The
+    # permission is granted only with orders.view_client (finance; superusers hold
+    # everything), so viewing needs both. Each change is its own view (and POST),
+    # so a step-up requirement can be added to one without the others.
+    "client_list": "orders.manage_clients",
+    "client_create": "orders.manage_clients",
+    "client_detail": "orders.manage_clients",
+    "client_wallet_open": "orders.manage_clients",
+    "client_credential_issue": "orders.manage_clients",
+    "client_credential_access": "orders.manage_clients",
+    "client_credential_rate_limit": "orders.manage_clients",
+    "client_credential_rotate": "orders.manage_clients",
+    "client_credential_revoke": "orders.manage_clients",
+    "client_webhook_create": "orders.manage_clients",
+    "client_webhook_detail": "orders.manage_clients",
+    "client_webhook_deactivate": "orders.manage_clients",
+    "client_webhook_rotate": "orders.manage_clients",
+    "client_webhook_test": "orders.manage_clients",
+    "client_webhook_replay": "orders.manage_clients",
 }
 
 
@@ -68,6 +90,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("inventory_stock", "Inventory"),
     NavItem("refund_queue", "Refunds"),
     NavItem("wallet_list", "Wallets"),
+    NavItem("client_list", "Clients"),
     NavItem("credit_queue", "Credits"),
     NavItem("reconciliation", "Reconciliation"),
     NavItem("audit_log", "Audit log"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from orders.dashboard import finance, inventory, overview, support
+from orders.dashboard import clients, finance, inventory, overview, support
 
 app_name = "dashboard"
 
@@ -68,5 +68,68 @@ urlpatterns = [
         "finance/wallets/<int:wallet_id>/ledger.csv",
         finance.export_ledger,
         name="export_ledger",
+    ),
+    path("clients/", clients.client_list, name="client_list"),
+    path("clients/new/", clients.client_create_view, name="client_create"),
+    path("clients/<int:client_id>/", clients.client_detail, name="client_detail"),
+    path(
+        "clients/<int:client_id>/wallets/",
+        clients.client_wallet_open,
+        name="client_wallet_open",
+    ),
+    path(
+        "clients/<int:client_id>/credentials/",
+        clients.client_credential_issue,
+        name="client_credential_issue",
+    ),
+    path(
+        "clients/<int:client_id>/credentials/<int:credential_id>/access/",
+        clients.client_credential_access,
+        name="client_credential_access",
+    ),
+    path(
+        "clients/<int:client_id>/credentials/<int:credential_id>/rate-limit/",
+        clients.client_credential_rate_limit,
+        name="client_credential_rate_limit",
+    ),
+    path(
+        "clients/<int:client_id>/credentials/<int:credential_id>/rotate/",
+        clients.client_credential_rotate,
+        name="client_credential_rotate",
+    ),
+    path(
+        "clients/<int:client_id>/credentials/<int:credential_id>/revoke/",
+        clients.client_credential_revoke,
+        name="client_credential_revoke",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/",
+        clients.client_webhook_create,
+        name="client_webhook_create",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/<int:endpoint_id>/",
+        clients.client_webhook_detail,
+        name="client_webhook_detail",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/<int:endpoint_id>/deactivate/",
+        clients.client_webhook_deactivate,
+        name="client_webhook_deactivate",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/<int:endpoint_id>/rotate/",
+        clients.client_webhook_rotate,
+        name="client_webhook_rotate",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/<int:endpoint_id>/test/",
+        clients.client_webhook_test,
+        name="client_webhook_test",
+    ),
+    path(
+        "clients/<int:client_id>/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/replay/",
+        clients.client_webhook_replay,
+        name="client_webhook_replay",
     ),
 ]

@@ -1,26 +1,13 @@
 """Create the staff groups (support, finance, inventory) with their permissions."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from orders.roles import ROLE_PERMISSIONS
+from orders.roles import ROLE_PERMISSIONS, role_grants_apply
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after migrations; make sure they exist now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for dotted in codenames:
-            app_label, codename = dotted.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    # Permissions are normally created after migrations; role_grants_apply makes them now.
+    role_grants_apply(apps, ROLE_PERMISSIONS)
 
 
 def drop_roles(apps, schema_editor):

@@ -12,16 +12,16 @@ import django.utils.timezone
 import orders.vendors.registry
 from decimal import Decimal
 from django.conf import settings
-from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
+from orders.roles import role_grants_apply, role_grants_remove
 from orders.vendors.registry import BUILTIN_ADAPTERS
 
 # Permissions this migration grants (0003 made the roles; it cannot name a
 # permission of a model that did not exist yet).
 GRANTS = {
-    "finance": ["view_pricechange", "approve_price_change"],
-    "inventory": ["view_pricechange"],
+    "finance": ["orders.view_pricechange", "orders.approve_price_change"],
+    "inventory": ["orders.view_pricechange"],
 }
 
 
@@ -43,29 +43,11 @@ def adapters_to_paths(apps, schema_editor):
 
 
 def grant_price_change_permissions(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in GRANTS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for codename in codenames:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label="orders", codename=codename)
-            )
+    role_grants_apply(apps, GRANTS)
 
 
 def revoke_price_change_permissions(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, codenames in GRANTS.items():
-        group = Group.objects.filter(name=role).first()
-        if group is not None:
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label="orders", codename__in=codenames)
-            )
+    role_grants_remove(apps, GRANTS)
 
 
 class Migration(migrations.Migration):

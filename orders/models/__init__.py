@@ -4,6 +4,7 @@ from orders.models.audit import AuditChainHead, AuditEvent
 from orders.models.catalog import PriceChange, Product, Vendor
 from orders.models.clients import (
     ApiCredential,
+    ApiErrorRecord,
     Client,
     Wallet,
     WalletCreditRequest,
@@ -29,6 +30,7 @@ from orders.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpo
 
 __all__ = [
     "ApiCredential",
+    "ApiErrorRecord",
     "AuditChainHead",
     "AuditEvent",
     "Client",

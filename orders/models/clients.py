@@ -25,6 +25,9 @@ class Client(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The dashboard's clients workspace (orders/dashboard/clients.py): onboard a
+        # partner, issue, limit, rotate and revoke its credentials, its webhooks.
+        permissions = [("manage_clients", "Can onboard and manage API clients")]
 
     def __str__(self) -> str:
         return self.name
@@ -56,6 +59,9 @@ class ApiCredential(models.Model):
     # Where it may be used from: normalized networks ("203.0.113.0/24",
     # "2001:db8::/32", orders/addresses.py); empty: any address.
     allowed_networks = models.JSONField(default=list, blank=True)
+    # Its rate-limit plan: requests per minute (the 10-second burst scales with
+    # it, orders/api/ratelimit.py); None: API_RATE_LIMIT_PER_MINUTE.
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -85,9 +91,39 @@ class ApiCredential(models.Model):
 
     @staticmethod
     def cache_key(*, public_key: str | None = None, pk: int | None = None) -> str:
-        """The API's cache key of a credential looked up by key or by id (v4: the
-        entry carries the scopes, the allowed networks and a rotated secret's overlap)."""
-        return f"api:cred:v4:k:{public_key}" if public_key is not None else f"api:cred:v4:i:{pk}"
+        """The API's cache key of a credential looked up by key or by id (v5: the
+        entry carries the scopes, the allowed networks, a rotated secret's overlap
+        and the rate-limit plan)."""
+        return f"api:cred:v5:k:{public_key}" if public_key is not None else f"api:cred:v5:i:{pk}"
+
+
+class ApiErrorRecord(models.Model):
+    """One error answer (status >= 400) of the API to an identified credential, for
+    the clients workspace's "recent API errors". The path carries no query string;
+    repeats of a 429 or an IP refusal are kept at most once a minute per
+    credential; records older than API_ERROR_RETENTION (services/api_errors.py)
+    are pruned by the worker's maintenance sweep."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="api_errors")
+    credential = models.ForeignKey(
+        ApiCredential, on_delete=models.CASCADE, related_name="api_errors"
+    )
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["client", "-created_at"], name="apierror_client_recent"),
+            models.Index(fields=["created_at"], name="apierror_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.error_code} {self.method} {self.path}"
 
 
 class Wallet(models.Model):

@@ -13,4 +13,6 @@ its depth.
 - `reconciliation`: money in and out per day and currency.
 - `overview`: the dashboard overview.
 - `audit`: the audit log.
+- `clients`: the clients workspace (clients, credentials, recent API errors);
+  their webhook endpoints and delivery logs are `webhooks`'.
 """

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from orders.addresses import networks_parse
 from orders.enums import ALL_API_SCOPES, ApiScope
-from orders.errors import Conflict, ValidationFailed
+from orders.errors import Conflict, NotFound, ValidationFailed
 from orders.models import ApiCredential, Client, Wallet
 from orders.services.actors import Actor
 from orders.services.audit import audit_record
@@ -80,7 +80,14 @@ def credential_issue(
     audit_record(
         action="credential.issue",
         actor=actor,
-        data={"public_key": public_key, "scopes": granted, "allowed_networks": networks},
+        data={
+            "client_id": client.pk,
+            "public_key": public_key,
+            "mode": mode,
+            "label": label,
+            "scopes": granted,
+            "allowed_networks": networks,
+        },
     )
     return IssuedCredential(credential=credential, secret=secret)
 
@@ -116,6 +123,7 @@ def credential_access_set(
         action="credential.access_set",
         actor=actor,
         data={
+            "client_id": credential.client_id,
             "public_key": credential.public_key,
             "scopes": credential.scopes,
             "allowed_networks": credential.allowed_networks,
@@ -154,6 +162,7 @@ def credential_rotate(
         action="credential.rotate",
         actor=actor,
         data={
+            "client_id": credential.client_id,
             "public_key": credential.public_key,
             "previous_secret_valid_until": (
                 credential.previous_secret_valid_until.isoformat()
@@ -174,8 +183,47 @@ def credential_revoke(*, credential_id: int, actor: Actor) -> ApiCredential:
         credential.save(update_fields=["revoked_at"])
         _forget(credential)
         audit_record(
-            action="credential.revoke", actor=actor, data={"public_key": credential.public_key}
+            action="credential.revoke",
+            actor=actor,
+            data={"client_id": credential.client_id, "public_key": credential.public_key},
         )
+    return credential
+
+
+# The largest plan a credential may be given (requests per minute).
+RATE_LIMIT_PLAN_MAX = 100_000
+
+
+@transaction.atomic
+def credential_rate_limit_set(
+    *, credential_id: int, actor: Actor, per_minute: int | None
+) -> ApiCredential:
+    """Give a credential its own rate-limit plan, `per_minute` requests a minute
+    (1 to RATE_LIMIT_PLAN_MAX; its burst window scales with it, api/ratelimit.py),
+    or None: the default, API_RATE_LIMIT_PER_MINUTE. It bites within the cache time."""
+    if per_minute is not None and not 1 <= per_minute <= RATE_LIMIT_PLAN_MAX:
+        raise ValidationFailed(
+            f"A rate-limit plan is 1 to {RATE_LIMIT_PLAN_MAX} requests per minute "
+            "(empty: the default).",
+            field="rate_limit_per_minute",
+        )
+    credential = ApiCredential.objects.select_for_update(no_key=True).get(pk=credential_id)
+    previous = credential.rate_limit_per_minute
+    if previous == per_minute:
+        return credential
+    credential.rate_limit_per_minute = per_minute
+    credential.save(update_fields=["rate_limit_per_minute"])
+    _forget(credential)
+    audit_record(
+        action="credential.rate_limit_set",
+        actor=actor,
+        data={
+            "client_id": credential.client_id,
+            "public_key": credential.public_key,
+            "previous_per_minute": previous,
+            "per_minute": per_minute,
+        },
+    )
     return credential
 
 
@@ -184,6 +232,59 @@ def wallet_open(*, client: Client, currency: str) -> Wallet:
     """The client's wallet in `currency`, created empty if missing."""
     wallet, _ = Wallet.objects.get_or_create(client=client, currency=_currency(currency))
     return wallet
+
+
+@transaction.atomic
+def client_wallet_add(*, client_id: int, currency: str, actor: Actor) -> Wallet:
+    """Open the client a new, empty wallet in `currency` (audited); a currency it
+    has a wallet in already is refused."""
+    client = Client.objects.select_for_update(no_key=True).filter(pk=client_id).first()
+    if client is None:
+        raise NotFound("No such client.")
+    code = _currency(currency)
+    if Wallet.objects.filter(client=client, currency=code).exists():
+        raise ValidationFailed(f"{client.name} already has a {code} wallet.", field="currency")
+    wallet = wallet_open(client=client, currency=code)
+    audit_record(
+        action="wallet.open",
+        actor=actor,
+        data={"client_id": client.pk, "wallet_id": wallet.pk, "currency": code},
+    )
+    return wallet
+
+
+def _client_name(name: str) -> str:
+    """The new client's name, stripped; empty or taken is refused."""
+    clean = name.strip()
+    if not clean:
+        raise ValidationFailed("A client needs a name.", field="name")
+    if Client.objects.filter(name=clean).exists():
+        raise ValidationFailed(f"A client named {clean!r} already exists.", field="name")
+    return clean
+
+
+def _client_open(
+    *, name: str, currency: str, contact_email: str, actor: Actor
+) -> tuple[Client, Wallet]:
+    client = Client.objects.create(name=name, contact_email=contact_email)
+    wallet = wallet_open(client=client, currency=currency)
+    audit_record(
+        action="client.create",
+        actor=actor,
+        data={"client_id": client.pk, "name": client.name, "currency": wallet.currency},
+    )
+    return client, wallet
+
+
+@transaction.atomic
+def client_open(
+    *, name: str, currency: str, actor: Actor, contact_email: str = ""
+) -> tuple[Client, Wallet]:
+    """A new client with one empty wallet in `currency` and no credential yet
+    (the dashboard issues those one by one); audited."""
+    return _client_open(
+        name=_client_name(name), currency=currency, contact_email=contact_email, actor=actor
+    )
 
 
 @transaction.atomic
@@ -200,18 +301,16 @@ def client_create(
 ) -> tuple[Client, Wallet, IssuedCredential]:
     """A client with one wallet (topped up to `balance`) and one credential (with
     `scopes` and `allowed_networks`, see credential_issue)."""
-    if not name.strip():
-        raise ValidationFailed("A client needs a name.", field="name")
-    if Client.objects.filter(name=name.strip()).exists():
-        raise ValidationFailed(f"A client named {name!r} already exists.", field="name")
+    clean_name = _client_name(name)
     opening = money(balance, field="balance")
     if opening < 0:
         raise ValidationFailed("The opening balance cannot be negative.", field="balance")
     # Checked before anything is written (credential_issue checks them again).
     scopes = None if scopes is None else _scopes(scopes)
     allowed_networks = networks_parse(allowed_networks)
-    client = Client.objects.create(name=name.strip(), contact_email=contact_email)
-    wallet = wallet_open(client=client, currency=currency)
+    client, wallet = _client_open(
+        name=clean_name, currency=currency, contact_email=contact_email, actor=actor
+    )
     if opening > 0:
         wallet_top_up(wallet_id=wallet.pk, amount=opening, actor=actor, note="Opening balance")
         wallet.refresh_from_db()

@@ -20,8 +20,9 @@ Queued rows name their task by dotted path. Tasks that moved keep working:
 Re-running is always safe: every fulfilment step locks the order row and
 re-checks its state (see fulfilment); a stock batch killed before its commit
 left its orders PLACED and untouched, and they count as stale PLACED orders.
-`maintenance_sweep` runs both, the voucher expiry and the lost-webhook and
-lost-e-mail sweeps; `run_worker` calls it periodically.
+`maintenance_sweep` runs both, the voucher expiry, the lost-webhook and
+lost-e-mail sweeps and the pruning of old API error records; `run_worker`
+calls it periodically.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from orders.enums import OrderStatus, SubStatus
 from orders.models import Order
 from orders.rules import lease_held_q
 from orders.services.actors import Actor
+from orders.services.api_errors import api_errors_prune
 from orders.services.expiry import vouchers_expire
 from orders.services.fulfilment import order_fulfil_task
 from orders.services.notifications import delivery_email_send_task, delivery_emails_resume
@@ -171,4 +173,5 @@ def maintenance_sweep() -> dict[str, int]:
         "webhooks_resumed": webhook_deliveries_resume(),
         "emails_resumed": delivery_emails_resume(),
         "rollup_rows": rollups_refresh(),
+        "api_errors_pruned": api_errors_prune(),
     }

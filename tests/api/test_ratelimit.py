@@ -193,3 +193,25 @@ def test_a_revoked_credentials_token_answers_401_even_over_its_limit(
     refused = _token_get(shop, bearer, "/api/v1/wallet")
     assert refused.status_code == 401
     assert "X-RateLimit-Limit" not in refused
+
+
+def test_a_credentials_plan_holds_on_redis_for_its_key_and_its_tokens(
+    shop, rival, settings, redis_cache, system_actor
+):
+    from orders.services.clients import credential_rate_limit_set
+
+    settings.API_RATE_LIMIT_PER_MINUTE = 60
+    settings.API_RATE_LIMIT_PER_10_SECONDS = 30
+    for user in (shop, rival):  # 6 a minute: 3 per 10 s
+        credential_rate_limit_set(
+            credential_id=user.credential.pk, actor=system_actor, per_minute=6
+        )
+    bearer = _bearer(rival)  # the token request counts too
+
+    by_key = _until_refused(lambda: shop.get("/api/v1/wallet"), 3)
+    by_token = _until_refused(lambda: _token_get(rival, bearer, "/api/v1/wallet"), 3)
+
+    for responses in (by_key, by_token):
+        assert responses[-1].status_code == 429
+        assert responses[0]["X-RateLimit-Limit"] == "3"
+        assert len(responses) <= 7  # at most two windows' worth

@@ -20,11 +20,14 @@ from django.urls import URLPattern, URLResolver, reverse
 from orders.dashboard import urls as dashboard_urls
 from orders.dashboard.permissions import PERMISSIONS
 from orders.roles import ROLES, role_permissions
+from orders.services.actors import Actor
+from orders.services.clients import credential_issue
 from tests.factories import (
     ImportBatchFactory,
     UserFactory,
     WalletCreditRequestFactory,
     WalletFactory,
+    delivered_webhook,
 )
 from tests.helpers.dashboard import client_for
 
@@ -70,6 +73,8 @@ def url_args(delivered_order) -> dict[str, Any]:
     visitor never meets a 404."""
     order, voucher = delivered_order
     wallet = WalletFactory(client=order.client)
+    issued = credential_issue(client=order.client, actor=Actor.system("role matrix"))
+    delivery = delivered_webhook(order, url="https://partner.example/hooks")
     return {
         "order_id": order.pk,
         "voucher_id": voucher.pk,
@@ -77,6 +82,11 @@ def url_args(delivered_order) -> dict[str, Any]:
         "wallet_id": wallet.pk,
         "request_id": WalletCreditRequestFactory(wallet=wallet).pk,
         "action": "revoke",  # an action of both the voucher and the batch URLs
+        # The clients workspace: the order's client, its credential and webhook.
+        "client_id": order.client_id,
+        "credential_id": issued.credential.pk,
+        "endpoint_id": delivery.endpoint_id,
+        "delivery_id": delivery.pk,
     }
 
 

@@ -378,3 +378,24 @@ def test_the_operator_resets_a_second_factor_from_the_command_line(required):
     assert event.actor_label == "manage.py reset_second_factor"
     assert event.reason == "sole admin lost phone"
 
+
+def test_issuing_an_api_credential_asks_for_the_second_factor_first(required, users):
+    from orders.models import ApiCredential
+    from tests.factories import ClientFactory
+
+    finance = users["finance"]
+    device = enrol_app(finance)
+    client = _verified_client(finance, device, ip="203.0.113.150")
+    _age_step_up(client, 901)
+    partner = ClientFactory()
+    url = reverse("dashboard:client_credential_issue", args=[partner.pk])
+    form = {"mode": "live", "label": "checkout", "scopes": ["orders:read"]}
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "client-body"}
+
+    challenge = client.post(url, form, **headers)
+    assert "Confirm it" in challenge.content.decode()
+    assert not ApiCredential.objects.filter(client=partner).exists()
+
+    issued = client.post(url, {**form, "second_factor_code": app_code(device)}, **headers)
+    assert issued.status_code == 200
+    assert ApiCredential.objects.filter(client=partner, label="checkout").count() == 1
