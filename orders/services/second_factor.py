@@ -117,7 +117,8 @@ def second_factor_check(*, user: Any, token: str) -> Verified | None:
     value = _normalised(token)
     if not value:
         return None
-    if value.isdigit():
+    # Six digits: the app. A recovery code is ten hex digits, which may all be decimal.
+    if value.isdigit() and len(value) <= 8:
         for device in SealedTOTPDevice.objects.filter(user=user, confirmed=True):
             if device.verify_token(value):
                 return Verified(device, "app")

@@ -399,3 +399,15 @@ def test_issuing_an_api_credential_asks_for_the_second_factor_first(required, us
     issued = client.post(url, {**form, "second_factor_code": app_code(device)}, **headers)
     assert issued.status_code == 200
     assert ApiCredential.objects.filter(client=partner, label="checkout").count() == 1
+
+
+def test_a_recovery_code_of_decimal_digits_only_is_still_a_recovery_code(required):
+    from orders.services.second_factor import second_factor_check
+    from tests.helpers.second_factor import enrol_recovery_code
+
+    user = UserFactory(username="fin-digits", role="finance")
+    enrol_app(user)
+    code = enrol_recovery_code(user, "0123456789")  # hex digits that happen to be decimal
+    verified = second_factor_check(user=user, token=code)
+    assert verified is not None and verified.method == "recovery"
+    assert second_factor_check(user=user, token=code) is None  # once

@@ -39,3 +39,14 @@ def wrong_code(device: SealedTOTPDevice) -> str:
         totp.time = (totp.t() + offset) * device.step + device.t0
         near.add(f"{totp.token():06d}")
     return next(f"{n:06d}" for n in range(1000, 2000) if f"{n:06d}" not in near)
+
+
+def enrol_recovery_code(user: Any, code: str) -> str:
+    """One recovery code of a chosen value (as recovery_codes_issue stores it)."""
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    from orders.services.second_factor import _recovery_digest
+
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="Recovery codes", confirmed=True)
+    StaticToken.objects.create(device=device, token=_recovery_digest(code))
+    return f"{code[:5]}-{code[5:]}"
