@@ -42,7 +42,8 @@ STEP_UP_FIELD = "second_factor_code"
 
 # Paths a signed-in user reaches before the second factor: sign-in, sign-out, the
 # second-factor pages themselves; and what never uses the staff session.
-_EXEMPT_PREFIXES = ("/accounts/", "/api/", "/static/", "/healthz", "/readyz", "/metrics")
+# The gift link page is for its recipient, never a staff session (nor a ?next= with its token).
+_EXEMPT_PREFIXES = ("/accounts/", "/api/", "/gift/", "/static/", "/healthz", "/readyz", "/metrics")
 
 
 def safe_next(request: HttpRequest, candidate: str | None, *, default: str = "") -> str:
@@ -99,9 +100,10 @@ class SecondFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(_EXEMPT_PREFIXES):  # before the user: the API never loads one
+            return self.get_response(request)
         user = request.user
-        exempt = request.path.startswith(_EXEMPT_PREFIXES)
-        if user.is_authenticated and not exempt and not user.is_verified():  # type: ignore[union-attr,attr-defined]
+        if user.is_authenticated and not user.is_verified():  # type: ignore[union-attr,attr-defined]
             if second_factor_enrolled(request):
                 return _redirect(request, _with_next("second_factor_verify", request))
             if settings.STAFF_2FA_REQUIRED:
