@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django_otp import login as otp_login
 
+from orders.dashboard.http import no_store
 from orders.services.actors import Actor
 from orders.services.second_factor import (
     Verified,
@@ -201,9 +202,7 @@ def _challenge(request: HttpRequest, *, error: str = "") -> HttpResponse:
         "window_minutes": settings.STEP_UP_SECONDS // 60,
     }
     template = "twofactor/step_up.html#challenge" if htmx else "twofactor/step_up.html"
-    response = render(request, template, context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return no_store(render(request, template, context))
 
 
 def step_up(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

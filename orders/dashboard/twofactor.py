@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp_webauthn.models import WebAuthnCredential
 
+from orders.dashboard.http import no_store
 from orders.dashboard.stepup import (
     ENROLLED_KEY,
     safe_next,
@@ -31,6 +32,7 @@ from orders.dashboard.stepup import (
     step_up_due,
     verify_code,
 )
+from orders.logins import lockout_response
 from orders.services.actors import Actor
 from orders.services.second_factor import (
     Verified,
@@ -42,11 +44,6 @@ from orders.services.second_factor import (
     totp_enrolment_confirm,
     totp_secret_text,
 )
-
-
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _next_of(request: HttpRequest) -> str:
@@ -95,9 +92,7 @@ def second_factor_verify(request: HttpRequest) -> HttpResponse:
         "signing_in": signing_in,
         "window_minutes": settings.STEP_UP_SECONDS // 60,
     }
-    return _no_store(
-        render(request, "twofactor/verify.html", context, status=400 if error else 200)
-    )
+    return no_store(render(request, "twofactor/verify.html", context, status=400 if error else 200))
 
 
 @never_cache
@@ -135,7 +130,7 @@ def second_factor_setup(request: HttpRequest) -> HttpResponse:
         "error": error,
         "required": settings.STAFF_2FA_REQUIRED,
     }
-    return _no_store(render(request, "twofactor/setup.html", context, status=400 if error else 200))
+    return no_store(render(request, "twofactor/setup.html", context, status=400 if error else 200))
 
 
 def has_recovery_codes(user: Any) -> bool:
@@ -144,7 +139,7 @@ def has_recovery_codes(user: Any) -> bool:
 
 def _recovery_page(request: HttpRequest, codes: list[str], *, next_url: str) -> HttpResponse:
     context = {"codes": codes, "next": next_url}
-    return _no_store(render(request, "twofactor/recovery_codes.html", context))
+    return no_store(render(request, "twofactor/recovery_codes.html", context))
 
 
 @never_cache
@@ -174,7 +169,7 @@ def second_factor_security(request: HttpRequest) -> HttpResponse:
         + urlencode({"next": reverse("second_factor_security")}),
         "enrolled": has_second_factor(user),
     }
-    return _no_store(render(request, "twofactor/security.html", context))
+    return no_store(render(request, "twofactor/security.html", context))
 
 
 @never_cache
@@ -191,11 +186,7 @@ def passkey_delete(request: HttpRequest, passkey_id: int) -> HttpResponse:
 @require_GET
 def second_factor_locked(request: HttpRequest) -> HttpResponse:
     """Where a sign-in locked by wrong codes lands (signed out by then)."""
-    context = {
-        "lockout_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
-    }
-    return render(request, "registration/locked_out.html", context, status=429)
+    return lockout_response(request, None, None)
 
 
 def admin_login(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
