@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "enc:v1:"
 NONCE_BYTES = 12
 KEY_BYTES = 32
+GIFT_LINK_TOKEN_BYTES = 24  # 192 bits: 32 base64url characters, no padding
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,22 @@ class Keyring:
         """Keyed hash of a normalised code: finds duplicates without decrypting."""
         normalised = "".join(value.split()).replace("-", "").upper()
         return hmac.new(self._fingerprint_key, normalised.encode(), hashlib.sha256).hexdigest()
+
+    def _subkey(self, purpose: str) -> bytes:
+        # One key per purpose, derived from the fingerprint key (which never rotates).
+        return hmac.new(
+            self._fingerprint_key, f"starship:{purpose}".encode(), hashlib.sha256
+        ).digest()
+
+    def gift_link_token(self, seed: str) -> str:
+        """The token of a gift link: a keyed HMAC of its stored random seed, 192
+        bits as 32 URL-safe characters. Without the key the seed yields nothing."""
+        digest = hmac.new(self._subkey("gift-link-token"), seed.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:GIFT_LINK_TOKEN_BYTES]).decode()
+
+    def gift_link_hash(self, token: str) -> str:
+        """What a gift link's token is stored and looked up as: a keyed HMAC (hex)."""
+        return hmac.new(self._subkey("gift-link-hash"), token.encode(), hashlib.sha256).hexdigest()
 
 
 def _split(sealed: Sealed) -> tuple[str, bytes]:
@@ -250,6 +267,14 @@ def unseal(value: Sealed) -> str:
 
 def fingerprint(value: str) -> str:
     return keyring().fingerprint(value)
+
+
+def gift_link_token(seed: str) -> str:
+    return keyring().gift_link_token(seed)
+
+
+def gift_link_hash(token: str) -> str:
+    return keyring().gift_link_hash(token)
 
 
 if TYPE_CHECKING:

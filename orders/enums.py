@@ -115,6 +115,27 @@ class LinkType(SpecChoices):
     PROTECTED = "PROTECTED", "Protected"
 
 
+class DeliveryMethod(SpecChoices):
+    """How an order's vouchers reach the recipient (public: `delivery_method`).
+
+    CODE: the partner reads the codes from the API. LINK: the partner gets one
+    hosted gift link per unit; only the recipient who opens it sees the code."""
+
+    CODE = "CODE", "Codes through the API"
+    LINK = "LINK", "Gift voucher links"
+
+
+class GiftLinkStatus(SpecChoices):
+    """Claim state of one unit's gift link (public: `items[].claim_status`).
+
+    EXPIRED and REVOKED end a link: it answers 410 and shows nothing."""
+
+    UNCLAIMED = "UNCLAIMED", "Not claimed yet"
+    CLAIMED = "CLAIMED", "Claimed"
+    EXPIRED = "EXPIRED", "Expired"
+    REVOKED = "REVOKED", "Revoked"
+
+
 class InventoryStatus(SpecChoices):
     AVAILABLE = "AVAILABLE", "Available"
     ALLOCATED = "ALLOCATED", "Allocated"

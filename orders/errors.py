@@ -126,6 +126,12 @@ class VoucherNotRevealable(DomainError):
     code = "not_revealable"
 
 
+class GiftLinkGone(DomainError):
+    """A gift link that existed but can no longer be opened (expired or revoked)."""
+
+    code = "gift_link_gone"
+
+
 # --- Fulfilment engine (owner: fulfilment) ---------------------------------
 
 

@@ -32,8 +32,11 @@ _context: dict[str, ContextVar[Any]] = {name: ContextVar(name, default=None) for
 
 # A proxy's id is kept only if it looks like one: no log injection through it.
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-# Paths whose segments are secrets: the segment is replaced before logging.
-REDACTED_PATHS = [(re.compile(r"^/claim/[^/]+"), "/claim/[redacted]")]
+# Paths whose segments are secrets (a gift link's token): the segment is replaced
+# before logging.
+REDACTED_PATHS = [(re.compile(r"^/gift/[^/]+"), "/gift/[redacted]")]
+# The same anywhere in a log line (Django's own lines quote the path or the request line).
+_SECRET_IN_TEXT = re.compile(r"/gift/[^/\s?\"']+")
 
 request_logger = logging.getLogger("starship.request")
 # Methods counted under their own name in the request metrics; any other is "other".
@@ -79,6 +82,28 @@ class DropLoggedRefusals(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
         return not (record.name == "django.request" and status is not None and status < 500)
+
+
+class RedactSecretPaths(logging.Filter):
+    """On Django's own loggers (django.request, django.security.csrf, django.server):
+    a gift link's token in the message, its arguments or the record's request is
+    replaced, so a refused CSRF check or a server error on a gift page logs no token.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_text(a) if isinstance(a, str) else a for a in record.args)
+        request = getattr(record, "request", None)
+        path = getattr(request, "path", None)
+        if isinstance(path, str) and redact_text(path) != path:
+            record.request = None  # its text form (JSON logs) would show the path
+        return True
+
+
+def redact_text(text: str) -> str:
+    return _SECRET_IN_TEXT.sub("/gift/[redacted]", text)
 
 
 def log_path(path: str) -> str:

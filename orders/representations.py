@@ -27,8 +27,10 @@ from pydantic import BeforeValidator
 
 from orders import rules
 from orders.enums import (
+    DeliveryMethod,
     DeliveryTime,
     DeliveryType,
+    GiftLinkStatus,
     ItemStatus,
     OrderStatus,
     ProductKind,
@@ -112,6 +114,8 @@ if TYPE_CHECKING:  # the checker sees plain strings; pydantic sees the exact val
     type SubStatusOut = str
     type DeliveryTimeOut = str
     type DeliveryTypeOut = str
+    type DeliveryMethodOut = str
+    type GiftLinkStatusOut = str
     type ProductKindOut = str
     type ItemStatusOut = str
     type RechargeStatusOut = str
@@ -121,6 +125,8 @@ else:
     SubStatusOut = _choices(SubStatus)
     DeliveryTimeOut = _choices(DeliveryTime)
     DeliveryTypeOut = _choices(DeliveryType)
+    DeliveryMethodOut = _choices(DeliveryMethod)
+    GiftLinkStatusOut = _choices(GiftLinkStatus)
     ProductKindOut = _choices(ProductKind)
     ItemStatusOut = _choices(ItemStatus)
     RechargeStatusOut = _choices(RechargeStatus)
@@ -150,14 +156,38 @@ class CustomerOut(Schema):
     phone: str
 
 
+def _gift_link(item: ItemLike) -> Any:
+    # The order selector's ItemRow carries its unit's gift link (or None); an
+    # OrderItem just placed has none yet.
+    return getattr(item, "link", None)
+
+
 class OrderItemOut(Schema):
     position: int
     status: ItemStatusOut
     recharge_status: RechargeStatusOut | None = Field(description="Mobile top-ups only.")
+    claim_status: GiftLinkStatusOut | None = Field(
+        description="LINK orders: the unit's gift link, UNCLAIMED until its recipient "
+        "reveals the code, then CLAIMED (EXPIRED, REVOKED: it can no longer be opened); "
+        "null for CODE orders and units without a link."
+    )
+    claimed_at: Timestamp | None = Field(
+        description="When the recipient first revealed the code (LINK orders)."
+    )
 
     @staticmethod
     def resolve_recharge_status(item: ItemLike) -> str | None:
         return item.recharge_status or None
+
+    @staticmethod
+    def resolve_claim_status(item: ItemLike) -> str | None:
+        link = _gift_link(item)
+        return None if link is None else str(link.status)
+
+    @staticmethod
+    def resolve_claimed_at(item: ItemLike) -> str | None:
+        link = _gift_link(item)
+        return None if link is None else rfc3339(link.claimed_at)
 
 
 # An order without its vouchers: the order list's rows and the webhooks' base.
@@ -174,6 +204,7 @@ class OrderSummaryOut(Schema):
     status: OrderStatusOut
     sub_status: SubStatusOut
     placed_at: Timestamp
+    delivery_method: DeliveryMethodOut
 
 
 # One order with its delivered vouchers, in the order of the spec's fields.
@@ -195,13 +226,19 @@ class OrderDetailOut(Schema):
     quantity: int
     discount: Money
     vouchers: list[VoucherOut] = Field(
-        description="Delivered vouchers (DELIVERED / PARTIALLY_DELIVERED orders), else []."
+        description="Delivered vouchers (DELIVERED / PARTIALLY_DELIVERED orders), else []. "
+        "For a LINK order: one gift link per delivered unit, no code."
     )
     status: OrderStatusOut
     placed_at: Timestamp
     sub_status: SubStatusOut
     currency: str
     delivery_time: DeliveryTimeOut
+    delivery_method: DeliveryMethodOut = Field(
+        description="CODE: vouchers carry their codes. LINK: each voucher carries only "
+        "`claim_url` (our hosted gift link) and `expires_at` (the link's expiry); "
+        "card_number, pin_code and voucher_reference_number are null."
+    )
     face_value: Money
     fees: Money
     taxes: Money
@@ -298,6 +335,8 @@ def item_fields(item: ItemLike) -> dict[str, Any]:
         "position": item.position,
         "status": item.status,
         "recharge_status": OrderItemOut.resolve_recharge_status(item),
+        "claim_status": OrderItemOut.resolve_claim_status(item),
+        "claimed_at": OrderItemOut.resolve_claimed_at(item),
     }
 
 
@@ -324,6 +363,7 @@ def order_fields(
         "sub_status": str(order.sub_status),
         "currency": order.currency,
         "delivery_time": str(delivery_time),
+        "delivery_method": str(order.delivery_method),
         "face_value": money(order.face_value),
         "fees": money(order.fees),
         "taxes": money(order.taxes),

@@ -250,6 +250,18 @@ def product_delivery_time(
     return DeliveryTime.INSTANT if covered else DeliveryTime.DELAYED
 
 
+# A delivered LINK order's sub-status tells its links' claim state, not its route.
+GIFT_LINK_SUB_STATUSES = frozenset({SubStatus.GV_LINK_UNCLAIMED, SubStatus.GV_LINK_CLAIMED})
+
+
+def filled_from_inventory(*, sub_status: str, vendor_order_ref: str) -> bool:
+    """An order was filled from inventory alone: INVENTORY_FULFILLED, or a delivered
+    LINK order that never went to the vendor (no vendor order reference)."""
+    if sub_status == SubStatus.INVENTORY_FULFILLED:
+        return True
+    return sub_status in GIFT_LINK_SUB_STATUSES and not vendor_order_ref
+
+
 def delivery_sub_statuses(speed: str) -> tuple[SubStatus, ...]:
     """The sub-statuses a finished order of that delivery time can have."""
     if speed == DeliveryTime.INSTANT:

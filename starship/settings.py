@@ -353,6 +353,12 @@ VOUCHER_FINGERPRINT_KEY = env("VOUCHER_FINGERPRINT_KEY", default="")
 VOUCHER_DEV_KEYS_FILE = env("VOUCHER_DEV_KEYS_FILE", default=str(BASE_DIR / ".voucher_keys.json"))
 
 # --- Business rules ---------------------------------------------------------
+# Gift voucher links (delivery_method LINK): the claim URL is built on
+# PUBLIC_BASE_URL (e.g. https://gifts.example.com) when set, else on the host the
+# API was called on. A link stays claimable GIFT_LINK_EXPIRY_DAYS (or its
+# product's gift_link_expiry_days), never longer than its voucher.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="").rstrip("/")
+GIFT_LINK_EXPIRY_DAYS = env_int("GIFT_LINK_EXPIRY_DAYS", default=90)
 API_JWT_TTL_SECONDS = env_int("API_JWT_TTL_SECONDS", default=900)
 # After `rotate_credential`, the replaced secret keeps working this long (24 h).
 API_SECRET_ROTATION_OVERLAP_SECONDS = env_int("API_SECRET_ROTATION_OVERLAP_SECONDS", default=86400)
@@ -476,6 +482,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "orders.logs.LogContext"},
         "drop_logged_refusals": {"()": "orders.logs.DropLoggedRefusals"},
+        "redact_secret_paths": {"()": "orders.logs.RedactSecretPaths"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -500,6 +507,10 @@ LOGGING = {
         # django.* now reaches the root handler only.
         "django": {"handlers": [], "level": env("LOG_LEVEL", default="INFO")},
         "django.db.backends": {"level": "WARNING"},
+        # Django's lines naming a path: a gift link's token is redacted (orders/logs.py).
+        "django.request": {"filters": ["redact_secret_paths"]},
+        "django.security.csrf": {"filters": ["redact_secret_paths"]},
+        "django.server": {"filters": ["redact_secret_paths"]},
         # One line per request (orders.logs.RequestLogMiddleware).
         "starship.request": {"level": env("REQUEST_LOG_LEVEL", default="INFO")},
     },

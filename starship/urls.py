@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from orders import gift_pages
 from orders.api.api import api, api_not_found
 from orders.dashboard import passkeys, twofactor
 from starship.health import healthz, metrics_view, readyz
@@ -42,6 +43,9 @@ urlpatterns = [
     path("accounts/locked/", twofactor.second_factor_locked, name="second_factor_locked"),
     path("accounts/passkeys/", include((passkeys.urlpatterns, "otp_webauthn"))),
     path("dashboard/", include("orders.dashboard.urls")),
+    # --- Gift links: the recipient's page; every /gift/ path is answered there, so
+    # none reaches Django's logged 404 with a token in it ---
+    re_path(r"^gift/(?P<token>.*)$", gift_pages.gift_link_page, name="gift_link"),
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
 ]
 

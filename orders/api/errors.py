@@ -65,6 +65,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "refund_already_approved": 409,
     "webhook_endpoint_inactive": 409,
     "webhook_delivery_not_replayable": 409,
+    "gift_link_gone": 410,
     "rate_limited": 429,
     "decryption_failed": 500,
 }

@@ -21,7 +21,7 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, PlainValidator, StrictInt, WithJsonSchema, field_validator
 
 from orders import rules
-from orders.enums import DeliveryTime, PaymentMethod
+from orders.enums import DeliveryMethod, DeliveryTime, PaymentMethod
 from orders.representations import (
     DeliveryTimeOut,
     DeliveryTypeOut,
@@ -212,6 +212,15 @@ class OrderCreateIn(Schema):
         None,
         pattern=r"^[A-Za-z]{3}$",
         description="Pay from this wallet (default: the product's currency).",
+    )
+    delivery_method: Text = Field(
+        "CODE",
+        max_length=8,
+        pattern=any_case_pattern(DeliveryMethod),
+        description="CODE (default): read each voucher's code from GET /orders/{id}. "
+        "LINK: each unit is delivered as a hosted gift link (`claim_url`) for you to "
+        "pass on; only its recipient sees the code. Any case.",
+        examples=["CODE", "LINK"],
     )
 
     @field_validator("customer", mode="before")

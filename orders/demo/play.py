@@ -4,8 +4,10 @@ The order is placed with `order_create` as the client's API credential would,
 then fulfilled by `order_fulfil` synchronously, the simulated vendor scripted
 (`scripted`) to deliver, reject, answer "pending", fill part of the order or
 stop mid-call; agents cancel (`order_cancel`) and retry (`order_retry`),
-finance decides refunds above the automatic limit (`refund_decide`). Steps no
-service takes yet (a gift link claimed, a vendor statement matched) go through
+finance decides refunds above the automatic limit (`refund_decide`). Orders of
+URL products are LINK orders: fulfilment makes their gift links, and about half
+are claimed by their recipient (`gift_link_reveal`, as the claim page does).
+Steps no service takes yet (a vendor statement matched) go through
 `order_transition`, the one function every status change goes through.
 """
 
@@ -15,6 +17,7 @@ from contextlib import suppress
 
 from django.utils import timezone
 
+from orders.crypto import gift_link_token
 from orders.demo.catalog import ProductSpec
 from orders.demo.people import DemoClient, Staff
 from orders.demo.plan import (
@@ -33,17 +36,25 @@ from orders.demo.plan import (
     WAITING,
     PlannedOrder,
 )
-from orders.enums import DeliveryType, OrderStatus, ProductKind, RefundStatus, SubStatus
-from orders.models import Order, Product
+from orders.enums import (
+    DeliveryMethod,
+    DeliveryType,
+    OrderStatus,
+    ProductKind,
+    RefundStatus,
+    SubStatus,
+)
+from orders.models import GiftLink, Order, Product
 from orders.services.actors import Actor
 from orders.services.finance import refund_decide
 from orders.services.fulfilment import order_cancel, order_fulfil, order_retry
+from orders.services.gift_links import gift_link_reveal
 from orders.services.placing import order_create
 from orders.services.transitions import order_transition
 from orders.vendors import simulated
 from orders.vendors.simulated import SimulatedCrash, scripted
 
-GIFT_LINKS = Actor.system("gift-links")
+RECIPIENT = Actor(label="link-recipient", ip_address="198.51.100.7", user_agent="Demo phone")
 CANCEL_REASON = "Cancelled on the client's request."
 RETRY_NOTE = "The client asked for news; trying the vendor again."
 HOLD_NOTE = "Waiting for the vendor's credit note before paying this back."
@@ -66,6 +77,7 @@ def order_place(plan: PlannedOrder, demo: DemoClient, product: Product) -> Order
         reference_code=plan.reference_code,
         customer=plan.customer,
         recipient_phone=plan.customer.phone if is_topup else "",
+        delivery_method=DeliveryMethod.LINK if _is_link(plan.product) else DeliveryMethod.CODE,
     )
     return placed.order
 
@@ -110,12 +122,9 @@ def _deliver(plan: PlannedOrder, order_id: int, *, staff: Staff) -> None:
     order = _fulfil(order_id, simulated.DELAYED)
     if order.status != OrderStatus.DELIVERED:
         return
-    if _is_link(plan.product):
-        claimed = plan.outcome.link_claimed
-        link = SubStatus.GV_LINK_CLAIMED if claimed else SubStatus.GV_LINK_UNCLAIMED
-        order_transition(
-            order_id=order_id, status=OrderStatus.DELIVERED, sub_status=link, actor=GIFT_LINKS
-        )
+    if _is_link(plan.product) and plan.outcome.link_claimed:
+        for link in GiftLink.objects.filter(order_id=order_id):
+            gift_link_reveal(token=gift_link_token(link.token_seed), actor=RECIPIENT)
     if plan.outcome.kind == RECONCILED:
         order_transition(
             order_id=order_id,

@@ -11,6 +11,7 @@ from orders.models.clients import (
     WalletEntry,
 )
 from orders.models.inventory import ImportBatch, ImportUpload, ImportUploadChunk, Voucher
+from orders.models.links import GiftLink
 from orders.models.notifications import DeliveryEmail
 from orders.models.operations import WorkerHeartbeat
 from orders.models.orders import Order, OrderItem, RefundReview, StatusChange
@@ -35,6 +36,7 @@ __all__ = [
     "AuditEvent",
     "Client",
     "DeliveryEmail",
+    "GiftLink",
     "ImportBatch",
     "ImportUpload",
     "ImportUploadChunk",

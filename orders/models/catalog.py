@@ -70,7 +70,19 @@ class Product(models.Model):
     classification = models.CharField(
         max_length=16, choices=Classification.choices, default=Classification.CLOSED_LOOP
     )
-    link_type = models.CharField(max_length=16, choices=LinkType.choices, blank=True)
+    link_type = models.CharField(
+        max_length=16,
+        choices=LinkType.choices,
+        blank=True,
+        help_text="Gift links of this product: PUBLIC (anyone with the link) or PROTECTED "
+        "(a one-time code by e-mail first); empty means PUBLIC.",
+    )
+    gift_link_expiry_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Days a gift link of this product stays claimable; empty: GIFT_LINK_EXPIRY_DAYS.",
+    )
     bulk_limit = models.PositiveIntegerField(
         default=10,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_BULK_LIMIT)],

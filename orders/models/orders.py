@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from orders import rules
 from orders.enums import (
+    DeliveryMethod,
     DeliveryType,
     ItemStatus,
     OrderStatus,
@@ -47,6 +48,11 @@ class Order(models.Model):
     product_brand = models.CharField(max_length=100)
     product_kind = models.CharField(max_length=16, choices=ProductKind.choices)
     delivery_type = models.CharField(max_length=16, choices=DeliveryType.choices)
+    # CODE: the partner reads the codes; LINK: one gift link per unit (GiftLink),
+    # only its recipient sees the code.
+    delivery_method = models.CharField(
+        max_length=8, choices=DeliveryMethod.choices, default=DeliveryMethod.CODE
+    )
     # Money: amount = face_value - discount + fees + taxes, charged to the wallet.
     currency = models.CharField(max_length=3)
     denomination = models.DecimalField(max_digits=14, decimal_places=2)

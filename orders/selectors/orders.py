@@ -4,7 +4,7 @@ order's detail; every list is one query with product and client joined."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -107,6 +107,14 @@ DETAIL_CHUNK = 500
 
 _ORDER_COLUMNS = tuple(field.attname for field in Order._meta.concrete_fields)
 _ITEM_COLUMNS = ("position", "status", "recharge_status")
+# A LINK order's unit: its gift link (NULLs for every other order).
+_LINK_COLUMNS = (
+    "gift_link__id",
+    "gift_link__status",
+    "gift_link__claimed_at",
+    "gift_link__expires_at",
+    "gift_link__token_seed",
+)
 _VOUCHER_COLUMNS = (
     "voucher__id",
     "voucher__status",
@@ -136,20 +144,37 @@ class SealedVoucher:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A unit's gift link as its order's detail shows it. `token_seed` rebuilds the
+    claim URL with the server's key (orders.crypto.gift_link_token); never shown."""
+
+    id: int
+    status: str
+    claimed_at: datetime | None
+    expires_at: datetime
+    token_seed: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ItemRow:
-    """One unit of an order as its detail shows it, with the voucher it got (if any)."""
+    """One unit of an order as its detail shows it, with the voucher it got (if any)
+    and its gift link (LINK orders)."""
 
     position: int
     status: str
     recharge_status: str
     voucher: SealedVoucher | None
+    link: LinkRow | None = None
 
 
 def _item_row(row: Sequence[Any]) -> ItemRow:
-    """An item from its _ITEM_COLUMNS, then its voucher's _VOUCHER_COLUMNS if read."""
-    position, status, recharge_status, *voucher = row
+    """An item from its _ITEM_COLUMNS and _LINK_COLUMNS, then its voucher's
+    _VOUCHER_COLUMNS if read."""
+    position, status, recharge_status = row[:3]
+    link_values, voucher = row[3 : 3 + len(_LINK_COLUMNS)], row[3 + len(_LINK_COLUMNS) :]
+    link = LinkRow(*link_values) if link_values[0] is not None else None
     sealed = SealedVoucher(*voucher) if voucher and voucher[0] is not None else None
-    return ItemRow(position, status, recharge_status, sealed)
+    return ItemRow(position, status, recharge_status, sealed, link)
 
 
 @dataclass(frozen=True)
@@ -171,7 +196,9 @@ class OrderRead:
 def _order_read_queryset(*, client_id: int, order_id: int, chunk: int) -> QuerySet[Order]:
     first = FilteredRelation("items", condition=Q(items__position__lte=chunk))
     last = OrderItem.objects.filter(order_id=OuterRef("pk")).order_by("-position")
-    item_columns = [f"first__{name}" for name in (*_ITEM_COLUMNS, *_VOUCHER_COLUMNS)]
+    item_columns = [
+        f"first__{name}" for name in (*_ITEM_COLUMNS, *_LINK_COLUMNS, *_VOUCHER_COLUMNS)
+    ]
     return (
         Order.objects.filter(client_id=client_id, pk=order_id)
         .annotate(first=first, last_position=Subquery(last.values("position")[:1]))
@@ -205,7 +232,7 @@ def order_item_chunks(
     """The read order's items past its first chunk, `chunk` at a time by keyset on
     position (one query each), with their vouchers' sealed secrets if asked. The
     keyset picks item ids alone; only those `chunk` items are joined to vouchers."""
-    columns = (*_ITEM_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
+    columns = (*_ITEM_COLUMNS, *_LINK_COLUMNS, *(_VOUCHER_COLUMNS if with_vouchers else ()))
     items = OrderItem.objects.filter(order_id=read.order.pk).order_by("position")
     after = read.chunk
     while after < read.last_position:

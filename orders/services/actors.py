@@ -64,6 +64,16 @@ class Actor:
             user_agent=user_agent[:300],
         )
 
+    @classmethod
+    def for_link_recipient(cls, request: HttpRequest) -> Actor:
+        """Whoever opened a gift link: nobody signed in, only an address and a browser."""
+        origin = request_origin(request)
+        return cls(
+            label="link-recipient",
+            ip_address=origin["ip_address"],
+            user_agent=origin["user_agent"][:300],
+        )
+
     @property
     def user_id(self) -> int | None:
         return getattr(self.user, "pk", None)

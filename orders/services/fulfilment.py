@@ -37,6 +37,11 @@ R. retry later (transient error; finishes the order once the retry window
    has closed). X. vendor rejected: the order finishes.
 Top-ups commit after each operator answer, then finish.
 
+A LINK order (delivery_method LINK) gets one gift link per delivered unit in the
+same commit that delivers it (S, or F/I through `_finish`): the order passes
+PENDING/GV_LINK_PENDING to DELIVERED/GV_LINK_UNCLAIMED in that commit, so none
+is ever delivered without its links (services/gift_links.py).
+
 A crash anywhere resumes from what was persisted and the vendor, keyed by the
 same idempotency key, never sells twice. Every run ends by giving the lease
 back: the order is finished, or waits for its retry. Transient vendor errors
@@ -88,6 +93,7 @@ from orders.selectors.inventory import allocatable_vouchers
 from orders.services.actors import Actor
 from orders.services.audit import AuditEntry, audit_record, audit_records
 from orders.services.backoff import backoff_seconds
+from orders.services.gift_links import gift_links_create, is_link_order
 from orders.services.inventory import voucher_fingerprint
 from orders.services.refunds import refund_schedule
 from orders.services.transitions import (
@@ -369,20 +375,7 @@ def _stock_batch(*, order_id: int | None, limit: int, begin: bool) -> _Batch:
                 updated_at=now,
             )
         _link_items(pairs, now)
-        orders_transition_held(
-            orders=served,
-            steps=[
-                (OrderStatus.PENDING, SubStatus.PROCESSING, lambda _order: "Fulfilment started"),
-                (
-                    OrderStatus.DELIVERED,
-                    SubStatus.INVENTORY_FULFILLED,
-                    lambda order: f"All {order.quantity} unit(s) delivered",
-                ),
-            ],
-            actor=SYSTEM,
-            leased_until=None,
-            next_attempt_at=None,
-        )
+        _deliver_served(served, now)
         audit_records(
             [
                 AuditEntry(
@@ -398,6 +391,41 @@ def _stock_batch(*, order_id: int | None, limit: int, begin: bool) -> _Batch:
         if settings.FULFILMENT_BATCH_HOLD_SECONDS > 0:  # diagnostics and crash tests only
             time.sleep(settings.FULFILMENT_BATCH_HOLD_SECONDS)
     return _Batch({order.pk: order for order in served}, began, len(claimed))
+
+
+def _deliver_served(served: list[Order], now: datetime) -> None:
+    """The timeline of a stock batch's delivered orders, set-based: PENDING/PROCESSING,
+    then DELIVERED/INVENTORY_FULFILLED; a LINK order gets its gift links first and
+    passes through GV_LINK_PENDING to GV_LINK_UNCLAIMED, all in the batch's commit."""
+    started = (OrderStatus.PENDING, SubStatus.PROCESSING, lambda _order: "Fulfilment started")
+    as_codes = [
+        started,
+        (
+            OrderStatus.DELIVERED,
+            SubStatus.INVENTORY_FULFILLED,
+            lambda order: f"All {order.quantity} unit(s) delivered",
+        ),
+    ]
+    as_links = [
+        started,
+        (
+            OrderStatus.PENDING,
+            SubStatus.GV_LINK_PENDING,
+            lambda order: f"Creating {order.quantity} gift link(s)",
+        ),
+        (
+            OrderStatus.DELIVERED,
+            SubStatus.GV_LINK_UNCLAIMED,
+            lambda order: f"All {order.quantity} unit(s) delivered as gift links",
+        ),
+    ]
+    codes = [order for order in served if not is_link_order(order)]
+    links = [order for order in served if is_link_order(order)]
+    gift_links_create(orders=links, now=now)  # no statement without LINK orders
+    for orders, steps in ((codes, as_codes), (links, as_links)):
+        orders_transition_held(
+            orders=orders, steps=steps, actor=SYSTEM, leased_until=None, next_attempt_at=None
+        )
 
 
 # --- One order, step by step ---------------------------------------------------
@@ -744,6 +772,17 @@ def _finish(order: Order, *, cause: SubStatus | None) -> Order:
         note = f"Nothing delivered: {order.failure_reason or 'no unit could be supplied'}"
     order.next_attempt_at = order.leased_until = None
     order.save(update_fields=["next_attempt_at", "leased_until", "updated_at"])
+    if delivered and is_link_order(order):
+        # The links commit with the delivery: no delivered LINK order is without them.
+        made = gift_links_create(orders=[order], now=timezone.now())
+        if status == OrderStatus.DELIVERED:
+            order = _move(
+                order,
+                OrderStatus.PENDING,
+                SubStatus.GV_LINK_PENDING,
+                f"Creating {made} gift link(s)",
+            )
+            sub, note = SubStatus.GV_LINK_UNCLAIMED, f"{note} as gift links"
     order = _move(order, status, sub, note)
     webhook_event_emit(order=order, event=event)
     if status != OrderStatus.DELIVERED:

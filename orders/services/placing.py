@@ -28,7 +28,9 @@ from django.db.models import prefetch_related_objects
 
 from orders import rules
 from orders.enums import (
+    DeliveryMethod,
     ItemStatus,
+    LinkType,
     OrderStatus,
     PaymentMethod,
     ProductKind,
@@ -142,13 +144,15 @@ def order_create(
     recipient_phone: str = "",
     wallet_currency: str | None = None,
     credential: ApiCredential | None = None,
+    delivery_method: object = DeliveryMethod.CODE,
 ) -> PlacedOrder:
     """Place an order exactly once per (client, reference_code).
 
     The same request again returns the same order and moves no money; a
     different request with a used reference_code raises Conflict. The debit,
     the order row and (with the database queue) its fulfilment task commit
-    together, in one commit.
+    together, in one commit. `delivery_method` LINK delivers each unit as a
+    gift link (not for mobile top-ups, which have no code).
     """
     reference_code = (reference_code or "").strip()
     if not rules.REFERENCE_RE.match(reference_code):
@@ -157,6 +161,7 @@ def order_create(
             field="reference_code",
         )
     method = PaymentMethod.parse(payment_method, field="payment_method")
+    delivery = DeliveryMethod.parse(delivery_method, field="delivery_method")
     buyer = _clean_customer(customer or Customer())
     phone = (recipient_phone or "").replace(" ", "").strip()
     # A replay is the same request when the values are equal, however they are
@@ -169,6 +174,9 @@ def order_create(
         "recipient_phone": phone,
         "wallet_currency": (wallet_currency or "").upper(),
     }
+    if delivery != DeliveryMethod.CODE:
+        # Only when not the default: a CODE request hashes as it did before links.
+        request_fields["delivery_method"] = str(delivery)
     request_hash = _request_hash(**request_fields, denomination=_amount_text(denomination))
     # Orders placed before amounts were canonical hashed the denomination as sent.
     request_hashes = {request_hash, _request_hash(**request_fields, denomination=str(denomination))}
@@ -189,9 +197,22 @@ def order_create(
                 "recipient_phone is required for mobile top-ups: 6-15 digits, optionally with +.",
                 field="recipient_phone",
             )
+        if delivery == DeliveryMethod.LINK:
+            raise ValidationFailed(
+                "delivery_method LINK is for vouchers; a mobile top-up has no code to link.",
+                field="delivery_method",
+            )
     elif phone:
         raise ValidationFailed(
             "recipient_phone is only for mobile top-up products.", field="recipient_phone"
+        )
+    if delivery == DeliveryMethod.LINK and quote.product.link_type == LinkType.PROTECTED:
+        # The e-mailed one-time code of a PROTECTED link is not built yet: refuse rather
+        # than hand its code to anyone holding the link.
+        raise ValidationFailed(
+            "delivery_method LINK is not available for this product yet (its links must be "
+            "protected by a code sent to the customer); order it with delivery_method CODE.",
+            field="delivery_method",
         )
     if quote.wallet is None:
         raise ValidationFailed(
@@ -208,6 +229,7 @@ def order_create(
             customer=buyer,
             method=method,
             recipient_phone=phone,
+            delivery_method=delivery,
         )
     except IntegrityError:
         # A concurrent identical request won the unique (client, reference_code)
@@ -288,6 +310,7 @@ def _record(
     customer: Customer,
     method: PaymentMethod,
     recipient_phone: str,
+    delivery_method: DeliveryMethod,
 ) -> Order:
     product = quote.product
     assert quote.wallet is not None
@@ -305,6 +328,7 @@ def _record(
         product_brand=product.brand,
         product_kind=product.kind,
         delivery_type=product.delivery_type,
+        delivery_method=delivery_method,
         currency=quote.currency,
         denomination=quote.denomination,
         quantity=quote.quantity,

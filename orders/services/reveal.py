@@ -17,14 +17,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
 
 from orders import metrics
-from orders.crypto import Sealed, unseal
-from orders.enums import DeliveryType, InventoryStatus, OrderStatus
+from orders.crypto import Sealed, gift_link_token, unseal
+from orders.enums import DeliveryMethod, DeliveryType, InventoryStatus, OrderStatus
 from orders.errors import NotFound, RateLimited, VoucherNotRevealable
 from orders.models import Order, Voucher
 from orders.selectors.orders import (
@@ -42,6 +42,8 @@ REVEALABLE_VOUCHER_STATUSES = frozenset({InventoryStatus.DELIVERED, InventorySta
 # A reveal refused by the hourly limit asks to try again in a minute; the message
 # names the real wait (up to the next clock hour).
 REVEAL_RETRY_AFTER_SECONDS = 60
+# Where a gift link's page is served (starship/urls.py; redacted in logs, orders/logs.py).
+GIFT_LINK_PATH = "/gift/{token}/"
 
 
 @dataclass(frozen=True)
@@ -146,18 +148,11 @@ def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVou
     item = getattr(voucher, "order_item", None) if voucher else None
     if voucher is None or item is None:
         raise NotFound("No delivered voucher with that id.")
-    order = item.order
-    if (
-        order.status not in REVEALABLE_ORDER_STATUSES
-        or voucher.status not in REVEALABLE_VOUCHER_STATUSES
-    ):
-        raise VoucherNotRevealable("Only delivered vouchers of delivered orders can be revealed.")
-    revealed = _revealed(voucher, delivery_type=order.delivery_type)
-    audit_record(
-        action="voucher.reveal",
+    revealed = _reveal_audited(
+        voucher=voucher,
+        order=item.order,
         actor=actor,
-        order_id=order.pk,
-        voucher_id=voucher.pk,
+        action="voucher.reveal",
         reason=reason,
         data={"channel": "dashboard"},
     )
@@ -165,12 +160,50 @@ def voucher_reveal(*, voucher_id: int, actor: Actor, reason: str) -> RevealedVou
     return revealed
 
 
-def _audit_api_read(*, order: Order, actor: Actor, voucher_ids: list[int]) -> None:
+def _reveal_audited(
+    *, voucher: Voucher, order: Order, actor: Actor, action: str, reason: str, data: dict[str, Any]
+) -> RevealedVoucher:
+    """One delivered voucher of a delivered order decrypted, and its audit event."""
+    if (
+        order.status not in REVEALABLE_ORDER_STATUSES
+        or voucher.status not in REVEALABLE_VOUCHER_STATUSES
+    ):
+        raise VoucherNotRevealable("Only delivered vouchers of delivered orders can be revealed.")
+    revealed = _revealed(voucher, delivery_type=order.delivery_type)
+    audit_record(
+        action=action,
+        actor=actor,
+        order_id=order.pk,
+        voucher_id=voucher.pk,
+        reason=reason,
+        data=data,
+    )
+    return revealed
+
+
+def gift_link_voucher_reveal(
+    *, voucher: Voucher, order: Order, actor: Actor, action: str, gift_link_id: int
+) -> RevealedVoucher:
+    """Decrypt the voucher of a gift link for the recipient who opened it; audited
+    (`action`: the claim, or a later view), the token never in the event."""
+    return _reveal_audited(
+        voucher=voucher,
+        order=order,
+        actor=actor,
+        action=action,
+        reason="Opened by the gift link's recipient",
+        data={"channel": "gift_link", "gift_link_id": gift_link_id},
+    )
+
+
+def _audit_api_read(
+    *, order: Order, actor: Actor, voucher_ids: list[int], links: bool = False
+) -> None:
     # One INSERT with no model instance (audit_records): the API's hottest write.
     audit_records(
         [
             AuditEntry(
-                action="voucher.read_api",
+                action="gift_link.read_api" if links else "voucher.read_api",
                 actor=actor,
                 order_id=order.pk,
                 reason="GET /api/v1/orders/{id}",
@@ -190,9 +223,24 @@ def order_vouchers_reveal(*, order: Order, actor: Actor) -> list[RevealedVoucher
     return revealed
 
 
-def _withheld(items: Iterable[ItemRow]) -> list[RevealedVoucher]:
+def gift_link_claim_url(*, token_seed: str, base_url: str) -> str:
+    """A gift link's claim URL: on PUBLIC_BASE_URL when set, else on `base_url`
+    (the host the API was called on). The token is rebuilt with the server's key
+    (orders.crypto.gift_link_token); it is stored nowhere."""
+    base = (settings.PUBLIC_BASE_URL or base_url).rstrip("/")
+    return base + GIFT_LINK_PATH.format(token=gift_link_token(token_seed))
+
+
+def _expiry(item: ItemRow, *, links: bool) -> datetime | None:
+    """A listed voucher's `expires_at`: its gift link's for a LINK order."""
+    if links:
+        return item.link.expires_at if item.link is not None else None
+    return item.voucher.expires_at if item.voucher is not None else None
+
+
+def _withheld(items: Iterable[ItemRow], *, links: bool = False) -> list[RevealedVoucher]:
     """The items' delivered vouchers with every secret withheld (None): nothing is
-    decrypted, so nothing is audited."""
+    decrypted, so nothing is audited. A LINK order's claim URL is withheld too."""
     return [
         RevealedVoucher(
             voucher_id=item.voucher.id,
@@ -200,19 +248,42 @@ def _withheld(items: Iterable[ItemRow]) -> list[RevealedVoucher]:
             pin_code=None,
             claim_url=None,
             voucher_reference_number=None,
-            expires_at=item.voucher.expires_at,
+            expires_at=_expiry(item, links=links),
         )
         for item in items
         if item.voucher is not None and item.voucher.status in REVEALABLE_VOUCHER_STATUSES
     ]
 
 
+def _linked(item: ItemRow, *, base_url: str) -> RevealedVoucher:
+    """A LINK order's unit as its partner sees it: the gift link, never the code."""
+    assert item.voucher is not None
+    link = item.link
+    return RevealedVoucher(
+        voucher_id=item.voucher.id,
+        card_number=None,
+        pin_code=None,
+        claim_url=(
+            gift_link_claim_url(token_seed=link.token_seed, base_url=base_url) if link else None
+        ),
+        voucher_reference_number=None,
+        expires_at=_expiry(item, links=True),
+    )
+
+
 def _decrypt(
-    items: Iterable[ItemRow], *, audited: frozenset[int], delivery_type: str
+    items: Iterable[ItemRow],
+    *,
+    audited: frozenset[int],
+    delivery_type: str,
+    link_base_url: str | None = None,
 ) -> list[RevealedVoucher]:
-    """The items' delivered vouchers decrypted: only those the audit event names."""
+    """The items' delivered vouchers decrypted: only those the audit event names.
+    With `link_base_url` (a LINK order) their gift links instead, nothing decrypted."""
     return [
         _revealed(item.voucher, delivery_type=delivery_type)
+        if link_base_url is None
+        else _linked(item, base_url=link_base_url)
         for item in items
         if item.voucher is not None
         and item.voucher.id in audited
@@ -235,6 +306,7 @@ class OrderReveal:
     vouchers: list[RevealedVoucher]
     audited: frozenset[int]
     withheld: bool = False
+    link_base_url: str | None = None  # a LINK order: its vouchers are gift links
 
     @property
     def order(self) -> Order:
@@ -253,20 +325,41 @@ class OrderReveal:
         delivery_type = self.order.delivery_type
         if self.withheld:
             shown = self.order.status in REVEALABLE_ORDER_STATUSES
+            links = _is_link_order(self.order)
             for items in order_item_chunks(read=self.read, with_vouchers=shown):
-                yield items, _withheld(items) if shown else []
+                yield items, _withheld(items, links=links) if shown else []
             return
         for items in order_item_chunks(read=self.read, with_vouchers=bool(self.audited)):
-            yield items, _decrypt(items, audited=self.audited, delivery_type=delivery_type)
+            yield (
+                items,
+                _decrypt(
+                    items,
+                    audited=self.audited,
+                    delivery_type=delivery_type,
+                    link_base_url=self.link_base_url,
+                ),
+            )
+
+
+def _is_link_order(order: Order) -> bool:
+    return order.delivery_method == DeliveryMethod.LINK
 
 
 def order_detail_reveal(
-    *, client_id: int, order_id: int, actor: Actor, with_secrets: bool = True
+    *,
+    client_id: int,
+    order_id: int,
+    actor: Actor,
+    with_secrets: bool = True,
+    link_base_url: str = "",
 ) -> OrderReveal | None:
     """One of the client's orders for its API client, or None: its delivered vouchers
     (DELIVERED / PARTIALLY_DELIVERED orders only) decrypted and audited in one event;
     without `with_secrets` (a credential lacking vouchers:read) they are listed with
-    their secrets withheld, and nothing is decrypted or audited.
+    their secrets withheld, and nothing is decrypted or audited. A LINK order's
+    vouchers are never decrypted: each is its gift link's claim URL (on
+    `link_base_url` unless PUBLIC_BASE_URL is set) and expiry, audited as
+    `gift_link.read_api` (the URL opens the code).
 
     One query reads the order, its items and their vouchers (a larger order: its
     first chunk, plus one query for the ids of all its delivered vouchers); the
@@ -276,9 +369,10 @@ def order_detail_reveal(
     if read is None:
         return None
     order = read.order
+    links = _is_link_order(order)
     if not with_secrets:
         shown = order.status in REVEALABLE_ORDER_STATUSES
-        first = _withheld(read.items) if shown else []
+        first = _withheld(read.items, links=links) if shown else []
         return OrderReveal(read=read, vouchers=first, audited=frozenset(), withheld=True)
     ids: list[int] = []
     if order.status in REVEALABLE_ORDER_STATUSES:
@@ -294,8 +388,11 @@ def order_detail_reveal(
                 after_position=read.chunk,
             )
     audited = frozenset(ids)
-    first = _decrypt(read.items, audited=audited, delivery_type=order.delivery_type)
+    base_url = link_base_url if links else None
+    first = _decrypt(
+        read.items, audited=audited, delivery_type=order.delivery_type, link_base_url=base_url
+    )
     if ids:
-        _audit_api_read(order=order, actor=actor, voucher_ids=ids)
+        _audit_api_read(order=order, actor=actor, voucher_ids=ids, links=links)
         metrics.API_VOUCHER_READS.inc()
-    return OrderReveal(read=read, vouchers=first, audited=audited)
+    return OrderReveal(read=read, vouchers=first, audited=audited, link_base_url=base_url)

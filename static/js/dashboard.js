@@ -64,6 +64,13 @@
     });
   });
 
-  document.addEventListener("DOMContentLoaded", function () { armRemask(document); });
+  // Copy buttons rendered hidden (pages that work without JavaScript) appear now.
+  function showCopyButtons() {
+    document.querySelectorAll("[data-copy-target][hidden]").forEach(function (button) {
+      button.hidden = false;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { armRemask(document); showCopyButtons(); });
   document.addEventListener("htmx:load", function (event) { armRemask(event.target); });
 })();

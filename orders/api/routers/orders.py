@@ -54,11 +54,13 @@ RFC3339_RE = re.compile(
 def order_delivery_time(
     order: Order, *, undelivered: Callable[[], int] | None = None
 ) -> DeliveryTime:
-    """INSTANT if the order was filled from inventory, or is still open and
+    """INSTANT if the order was filled from inventory (a LINK order too), or is still open and
     AVAILABLE stock covers its undelivered units now; else DELAYED. Only an open
     order costs a query (its stock); `undelivered` counts its units not delivered
     yet (by default from `order.items`)."""
-    if order.sub_status == SubStatus.INVENTORY_FULFILLED:
+    if rules.filled_from_inventory(
+        sub_status=order.sub_status, vendor_order_ref=order.vendor_order_ref
+    ):
         return DeliveryTime.INSTANT
     if not rules.is_open(order.status):
         return DeliveryTime.DELAYED
@@ -181,6 +183,7 @@ def order_create_view(request: HttpRequest, payload: OrderCreateIn) -> HttpRespo
         payment_method=payload.payment_method,
         recipient_phone=payload.recipient_phone,
         wallet_currency=payload.wallet_currency,
+        delivery_method=payload.delivery_method,
     )
     # The order as placing wrote (or, for a replay, read) it, items included: the
     # answer reads nothing back but the stock that decides its delivery time, and
@@ -254,7 +257,9 @@ def order_detail(
     request: HttpRequest, id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> HttpResponse | StreamingHttpResponse:
     """One of your orders with its decrypted vouchers once DELIVERED or
-    PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`.
+    PARTIALLY_DELIVERED (only the delivered ones), else `vouchers: []`. A LINK
+    order's vouchers carry only `claim_url` (the unit's hosted gift link) and
+    `expires_at` (the link's): the code is shown to the link's recipient alone.
 
     Each read that returns vouchers is audited. At most 60 reads per order per hour.
     Without the vouchers:read scope each voucher's secrets are null and
@@ -274,6 +279,7 @@ def order_detail(
             order_id=id,
             actor=principal.actor(request),
             with_secrets=principal.holds(ApiScope.VOUCHERS_READ),
+            link_base_url=request.build_absolute_uri("/"),
         )
     except DecryptionFailed as exc:
         _decryption_failed(id, exc)
