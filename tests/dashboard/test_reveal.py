@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from orders.enums import InventoryStatus, ItemStatus, OrderStatus, SubStatus
 from orders.models import AuditEvent
+from orders.services import reveal as reveal_service
 from tests.factories import OrderFactory, OrderItemFactory, VoucherFactory
 from tests.helpers.dashboard import CARD_NUMBER, PIN, REFERENCE
 
@@ -129,8 +131,12 @@ def test_roles_without_the_permission_get_403_and_no_audit(as_role, delivered_or
     assert not AuditEvent.objects.filter(action="voucher.reveal").exists()
 
 
-def test_rate_limit_per_user_with_a_clear_message(as_role, delivered_order, settings):
+def test_rate_limit_per_user_with_a_clear_message(as_role, delivered_order, settings, monkeypatch):
     settings.REVEAL_RATE_PER_HOUR = 3
+    # The limit counts per clock hour: hold the clock ten minutes into one, so a run
+    # that crosses the hour does not start a new count halfway.
+    now = (time.time() // 3600) * 3600 + 600
+    monkeypatch.setattr(reveal_service.time, "time", lambda: now)
     _, voucher = delivered_order
     support = as_role("support")
     for _ in range(3):
