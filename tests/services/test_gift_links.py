@@ -161,7 +161,7 @@ def test_expiry_comes_from_the_product_or_the_setting_and_never_outlives_the_vou
 ):
     settings.GIFT_LINK_EXPIRY_DAYS = 90
     default = ProductFactory()
-    short = ProductFactory(gift_link_expiry_days=7, link_type=LinkType.PROTECTED)
+    short = ProductFactory(gift_link_expiry_days=7)
     before = timezone.now()
 
     days = {}
