@@ -129,6 +129,12 @@ class Keyring:
         """What a gift link's token is stored and looked up as: a keyed HMAC (hex)."""
         return hmac.new(self._subkey("gift-link-hash"), token.encode(), hashlib.sha256).hexdigest()
 
+    def gift_link_code_hash(self, link_id: int, code: str) -> str:
+        """What a PROTECTED link's one-time code is stored as: a keyed HMAC (hex) of
+        the code bound to its link, so a stored hash is no code and fits no other link."""
+        message = f"{link_id}:{code}".encode()
+        return hmac.new(self._subkey("gift-link-code"), message, hashlib.sha256).hexdigest()
+
 
 def _split(sealed: Sealed) -> tuple[str, bytes]:
     text = sealed.ciphertext
@@ -275,6 +281,10 @@ def gift_link_token(seed: str) -> str:
 
 def gift_link_hash(token: str) -> str:
     return keyring().gift_link_hash(token)
+
+
+def gift_link_code_hash(link_id: int, code: str) -> str:
+    return keyring().gift_link_code_hash(link_id, code)
 
 
 if TYPE_CHECKING:

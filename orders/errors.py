@@ -132,6 +132,25 @@ class GiftLinkGone(DomainError):
     code = "gift_link_gone"
 
 
+class GiftLinkLocked(DomainError):
+    """A PROTECTED gift link locked after too many wrong one-time codes, until
+    support unlocks it."""
+
+    code = "gift_link_locked"
+
+
+class GiftLinkCodeRefused(DomainError):
+    """A PROTECTED link's one-time code step refused: no code yet, a wrong or
+    expired code, a resend too soon, or an e-mail that could not be sent. The
+    message is for the recipient; `retry_after` (seconds) when waiting helps."""
+
+    code = "gift_link_code_refused"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- Fulfilment engine (owner: fulfilment) ---------------------------------
 
 

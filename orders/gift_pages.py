@@ -9,24 +9,51 @@ both the same page that says nothing about the gift. Every answer is
 `no-store`, `no-referrer` and `noindex`, and none is logged with its path
 (the token is in it): the request line redacts it (orders/logs.py) and
 Django's own 4xx line is skipped.
+
+A PROTECTED link first asks for a one-time code: the page names the masked
+customer address and offers "Send me a code" (a POST, so a link preview never
+sends mail); the code is entered in a numeric one-time-code field. Once
+verified, the link stays open in this browser's session for VERIFIED_FOR;
+a locked link answers 423 with a page that says only to contact the sender.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from orders import rules
-from orders.errors import DecryptionFailed, GiftLinkGone, NotFound, VoucherNotRevealable
+from orders.enums import LinkType
+from orders.errors import (
+    DecryptionFailed,
+    GiftLinkCodeRefused,
+    GiftLinkGone,
+    GiftLinkLocked,
+    NotFound,
+    VoucherNotRevealable,
+)
+from orders.models import GiftLink
 from orders.services.actors import Actor
-from orders.services.gift_links import GiftPage, gift_link_open, gift_link_reveal
+from orders.services.gift_links import (
+    CODE_TTL,
+    VERIFIED_FOR,
+    GiftPage,
+    gift_link_code_send,
+    gift_link_code_verify,
+    gift_link_open,
+    gift_link_reveal,
+    mask_email,
+)
 
 logger = logging.getLogger("orders.gift")
 
@@ -60,6 +87,80 @@ def _unavailable(request: HttpRequest, *, status: int) -> HttpResponse:
     return _private(render(request, "gift/unavailable.html", status=status))
 
 
+def _locked(request: HttpRequest) -> HttpResponse:
+    return _private(render(request, "gift/locked.html", status=423))
+
+
+def _session_key(link: GiftLink) -> str:
+    return f"gift-link-verified:{link.pk}"
+
+
+def _verified(request: HttpRequest, link: GiftLink) -> bool:
+    until = request.session.get(_session_key(link))
+    return isinstance(until, int) and until > time.time()
+
+
+def _remember(request: HttpRequest, link: GiftLink) -> None:
+    seconds = int(VERIFIED_FOR.total_seconds())
+    request.session[_session_key(link)] = int(time.time()) + seconds
+    if not request.user.is_authenticated:  # a recipient's own session: as long as that
+        request.session.set_expiry(seconds)
+
+
+def _code_page(
+    request: HttpRequest,
+    page: GiftPage,
+    *,
+    error: str = "",
+    code_live: bool | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    link, order = page.link, page.order
+    if code_live is None:
+        sent = link.code_sent_at
+        code_live = bool(link.code_hash) and sent is not None and not _older(sent)
+    context = {
+        "order": order,
+        "link": link,
+        "value": rules.money_text(order.denomination),
+        "masked": mask_email(order.customer_email),
+        "code_live": code_live,
+        "error": error,
+    }
+    return _private(render(request, "gift/code.html", context, status=status))
+
+
+def _older(sent: datetime) -> bool:
+    return timezone.now() - sent >= CODE_TTL
+
+
+def _protected(request: HttpRequest, page: GiftPage, token: str) -> HttpResponse | None:
+    """The code step of a PROTECTED link not verified in this session (a response),
+    or None once verified (the page goes on as a PUBLIC one)."""
+    actor = Actor.for_link_recipient(request)
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action == "send":
+        try:
+            gift_link_code_send(token=token, actor=actor)
+        except GiftLinkCodeRefused as refused:
+            page = gift_link_open(token=token)  # as it is now (a send put back)
+            status = 429 if refused.retry_after else 503
+            return _code_page(request, page, error=refused.message, status=status)
+        return _code_page(request, gift_link_open(token=token), code_live=True)
+    if action == "verify":
+        try:
+            gift_link_code_verify(token=token, code=request.POST.get("code", ""), actor=actor)
+        except GiftLinkCodeRefused as refused:
+            return _code_page(
+                request, gift_link_open(token=token), error=refused.message, status=400
+            )
+        _remember(request, page.link)
+        return None
+    if request.method == "POST":  # a reveal before the code
+        return _code_page(request, page, error="Enter the code we e-mailed you first.", status=403)
+    return _code_page(request, page)
+
+
 def _page(request: HttpRequest, page: GiftPage) -> HttpResponse:
     order = page.order
     context = {
@@ -80,9 +181,29 @@ def gift_link_page(request: HttpRequest, token: str) -> HttpResponse:
     token = token.rstrip("/")
     try:
         page = gift_link_open(token=token)
+        if page.link.locked:
+            return _locked(request)
+        protected = page.link.link_type == LinkType.PROTECTED
+        verified = protected and _verified(request, page.link)
+        if protected and not verified:
+            answer = _protected(request, page, token)
+            if answer is not None:
+                return answer
+            verified = True  # just now: show the page as verified (the reveal is a POST)
+            if not page.claimed:
+                return _page(request, page)
         # A HEAD (a link preview) never reveals; a claimed link shows its code again.
-        if request.method == "POST" or (page.claimed and request.method == "GET"):
-            page = gift_link_reveal(token=token, actor=Actor.for_link_recipient(request))
+        # The code step's own POSTs (send, verify) of an already verified link reveal nothing.
+        action = request.POST.get("action", "") if request.method == "POST" else ""
+        revealing = request.method == "POST" and action not in ("send", "verify")
+        if revealing or (page.claimed and request.method in ("GET", "POST")):
+            page = gift_link_reveal(
+                token=token, actor=Actor.for_link_recipient(request), code_verified=verified
+            )
+    except GiftLinkLocked:
+        return _locked(request)
+    except GiftLinkCodeRefused as refused:  # a reveal raced a lock's reset: ask again
+        return _code_page(request, gift_link_open(token=token), error=refused.message)
     except NotFound:
         return _unavailable(request, status=404)
     except (GiftLinkGone, VoucherNotRevealable):

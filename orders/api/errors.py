@@ -66,6 +66,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "webhook_endpoint_inactive": 409,
     "webhook_delivery_not_replayable": 409,
     "gift_link_gone": 410,
+    "gift_link_locked": 423,
+    "gift_link_code_refused": 400,
     "rate_limited": 429,
     "decryption_failed": 500,
 }

@@ -86,6 +86,8 @@ class ProductSpec:
     fee_percent: str = "0"
     description: str = ""
     vendor: str = DEFAULT_ADAPTER
+    # A URL product's links: PROTECTED (opened with an e-mailed code), else PUBLIC.
+    protected: bool = False
 
     @property
     def orderable(self) -> list[Decimal]:
@@ -168,8 +170,9 @@ PRODUCTS = [
                 description="Pay-as-you-go credit for EE numbers."),
     ProductSpec("Disney+ Gift Subscription", "Disney+", DIGITAL, "GBP", URL,
                 denominations=("7.99", "79.90"),
-                stock=(Stock("7.99", 10),),
-                description="Monthly or annual Disney+ subscription, delivered as a link."),
+                stock=(Stock("7.99", 10),), protected=True,
+                description="Monthly or annual Disney+ subscription, delivered as a link "
+                            "opened with a code e-mailed to the customer."),
     ProductSpec("Deliveroo Gift Card", "Deliveroo", GC, "GBP", URL,
                 denominations=("10.00", "25.00", "50.00"), vendor=SLOW_ADAPTER,
                 description="Meals on Deliveroo, delivered as a link; from a slow supplier."),
@@ -199,6 +202,12 @@ def catalog_ensure(*, vendors: dict[str, Vendor], actor: Actor) -> dict[str, Pro
     return products
 
 
+def _link_type(spec: ProductSpec) -> str:
+    if spec.delivery_type != URL:
+        return ""
+    return LinkType.PROTECTED if spec.protected else LinkType.PUBLIC
+
+
 def _product_values(spec: ProductSpec, vendors: dict[str, Vendor]) -> dict[str, Any]:
     return {
         "vendor": vendors[spec.vendor],
@@ -213,7 +222,7 @@ def _product_values(spec: ProductSpec, vendors: dict[str, Vendor]) -> dict[str, 
         "classification": (
             Classification.CLOSED_LOOP if spec.kind == GC else Classification.OPEN_LOOP
         ),
-        "link_type": LinkType.PUBLIC if spec.delivery_type == URL else "",
+        "link_type": _link_type(spec),
         "bulk_limit": 5 if spec.kind == TOPUP else 10,
         "discount_percent": Decimal(spec.discount_percent),
         "fee_fixed": Decimal(spec.fee_fixed),

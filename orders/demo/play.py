@@ -6,7 +6,8 @@ then fulfilled by `order_fulfil` synchronously, the simulated vendor scripted
 stop mid-call; agents cancel (`order_cancel`) and retry (`order_retry`),
 finance decides refunds above the automatic limit (`refund_decide`). Orders of
 URL products are LINK orders: fulfilment makes their gift links, and about half
-are claimed by their recipient (`gift_link_reveal`, as the claim page does).
+are claimed by their recipient (`gift_link_reveal`, as the claim page does;
+Disney+ links are PROTECTED, their recipients having entered the e-mailed code).
 Steps no service takes yet (a vendor statement matched) go through
 `order_transition`, the one function every status change goes through.
 """
@@ -124,7 +125,10 @@ def _deliver(plan: PlannedOrder, order_id: int, *, staff: Staff) -> None:
         return
     if _is_link(plan.product) and plan.outcome.link_claimed:
         for link in GiftLink.objects.filter(order_id=order_id):
-            gift_link_reveal(token=gift_link_token(link.token_seed), actor=RECIPIENT)
+            # A PROTECTED link's recipient entered the e-mailed code first.
+            gift_link_reveal(
+                token=gift_link_token(link.token_seed), actor=RECIPIENT, code_verified=True
+            )
     if plan.outcome.kind == RECONCILED:
         order_transition(
             order_id=order_id,

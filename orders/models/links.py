@@ -36,6 +36,13 @@ class GiftLink(models.Model):
     views = models.PositiveIntegerField(default=0)
     locked = models.BooleanField(default=False)
     failed_attempts = models.PositiveIntegerField(default=0)
+    # A PROTECTED link's one-time code, e-mailed to the order's customer: only its
+    # keyed HMAC (orders.crypto.gift_link_code_hash), cleared once used.
+    code_hash = models.CharField(max_length=64, blank=True, default="")
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    # Codes sent in the hour from code_window_started_at (the resend limit).
+    code_sends = models.PositiveIntegerField(default=0)
+    code_window_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -206,13 +206,17 @@ def order_create(
         raise ValidationFailed(
             "recipient_phone is only for mobile top-up products.", field="recipient_phone"
         )
-    if delivery == DeliveryMethod.LINK and quote.product.link_type == LinkType.PROTECTED:
-        # The e-mailed one-time code of a PROTECTED link is not built yet: refuse rather
-        # than hand its code to anyone holding the link.
+    if (
+        delivery == DeliveryMethod.LINK
+        and quote.product.link_type == LinkType.PROTECTED
+        and not buyer.email
+    ):
+        # A PROTECTED link opens with a one-time code e-mailed to the customer:
+        # without an address nobody could ever open it.
         raise ValidationFailed(
-            "delivery_method LINK is not available for this product yet (its links must be "
-            "protected by a code sent to the customer); order it with delivery_method CODE.",
-            field="delivery_method",
+            "customer.email is required for delivery_method LINK of this product: its "
+            "links open with a one-time code e-mailed to the customer.",
+            field="customer.email",
         )
     if quote.wallet is None:
         raise ValidationFailed(

@@ -129,13 +129,22 @@ def test_a_mobile_top_up_cannot_be_ordered_as_a_link(shop):
     assert response.json()["details"][0]["field"] == "delivery_method"
 
 
-def test_a_protected_link_product_is_refused_until_its_code_step_exists(shop):
+def test_a_protected_link_product_needs_the_customer_email_its_code_is_sent_to(shop):
     protected = ProductFactory(delivery_type="URL", link_type="PROTECTED")
-    response = shop.post("/api/v1/orders", order_body(protected, delivery_method="LINK"))
+    body = order_body(protected, delivery_method="LINK", reference_code="ORD-NO-MAIL")
+    body["customer"] = {"name": "Ada Lovelace", "email": "", "phone": ""}
+    response = shop.post("/api/v1/orders", body)
     assert response.status_code == 400
     detail = response.json()["details"][0]
-    assert detail["field"] == "delivery_method" and "CODE" in detail["message"]
+    assert detail["field"] == "customer.email" and "one-time code" in detail["message"]
     assert Order.objects.filter(product=protected).count() == 0
+
+    placed = shop.post("/api/v1/orders", order_body(protected, delivery_method="LINK"))
+    assert placed.status_code == 201, placed.content
+    assert placed.json()["delivery_method"] == "LINK"
+    # CODE orders of the product need no e-mail.
+    body.update(delivery_method="CODE", reference_code="ORD-CODE-NO-MAIL")
+    assert shop.post("/api/v1/orders", body).status_code == 201
 
 
 def test_the_webhook_payload_of_a_link_order_says_link_and_carries_no_code(shop, product):

@@ -18,8 +18,10 @@ from django.utils import timezone
 from orders.enums import (
     ALL_API_SCOPES,
     DeliveryType,
+    GiftLinkStatus,
     InventoryStatus,
     ItemStatus,
+    LinkType,
     OrderStatus,
     ProductKind,
     RefundStatus,
@@ -30,6 +32,7 @@ from orders.models import (
     ApiCredential,
     AuditEvent,
     Client,
+    GiftLink,
     Order,
     OrderItem,
     Product,
@@ -339,6 +342,14 @@ def test_seed_demo_builds_a_consistent_world_and_a_second_run_changes_nothing():
     assert not delivered_codes.exclude(voucher__status=InventoryStatus.DELIVERED).exists()
     # Nothing printed is a voucher secret (codes only exist encrypted).
     assert "enc:v1:" not in first
+    # LINK orders of a PUBLIC and of a PROTECTED product, claimed and not yet.
+    for link_type in (LinkType.PUBLIC, LinkType.PROTECTED):
+        links = GiftLink.objects.filter(link_type=link_type)
+        assert set(links.values_list("status", flat=True)) >= {
+            GiftLinkStatus.UNCLAIMED,
+            GiftLinkStatus.CLAIMED,
+        }, link_type
+        assert not links.exclude(order__product__link_type=link_type).exists()
 
     # A hand-broken balance is caught.
     wallet = Wallet.objects.get(client__name="Crown Perks")

@@ -1,16 +1,19 @@
 """The gift link page in Chromium, as a recipient opens it on a phone: no code
 until "Reveal my code", the code (with copy buttons) after it, the order claimed;
-the same without JavaScript; a made-up link answers the friendly 404."""
+the same without JavaScript; a made-up link answers the friendly 404; a PROTECTED
+link opens with the code e-mailed to the customer."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from django.core import mail
 from playwright.sync_api import Browser, Page, expect
 
 from orders.crypto import unseal
-from orders.enums import SubStatus
+from orders.enums import LinkType, SubStatus
 from orders.models import Order
 from tests.factories import ProductFactory
 from tests.helpers.api import make_api_user
@@ -78,3 +81,39 @@ def test_a_made_up_link_answers_the_friendly_404(page: Page, live_server, e2e_se
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name="This gift link can't be opened")).to_be_visible()
     assert problems.csp_violations == []  # the console reports the 404 itself
+
+
+def test_a_recipient_opens_a_protected_link_with_the_emailed_code(
+    page: Page, live_server, e2e_settings, system_actor, problems
+):
+    shop = make_api_user("Gift Shop", system_actor)
+    product = ProductFactory(name="Acme Gift Card", brand="Acme", link_type=LinkType.PROTECTED)
+    order = link_order(shop, product)
+    (token,) = claim_tokens(shop.get(f"/api/v1/orders/{order.pk}").json())
+    code = unseal(order.items.get().voucher.card_number)
+    page.set_viewport_size(PHONE)
+
+    page.goto(live_server.url + claim_path(token))
+    expect(page.get_by_role("heading", name="Acme Gift Card")).to_be_visible()
+    expect(page.get_by_text("a•••@example.com")).to_be_visible()
+    expect(page.get_by_role("button", name="Reveal my code")).to_have_count(0)
+    assert mail.outbox == []
+    page.get_by_role("button", name="Send me a code").click()
+
+    expect(page.get_by_text("We sent a 6-digit code to")).to_be_visible()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ada@example.com"]
+    match = re.search(r"\b(\d{6})\b", mail.outbox[0].body)
+    assert match is not None
+    field = page.get_by_label("Code from the e-mail")
+    assert field.get_attribute("inputmode") == "numeric"
+    assert field.get_attribute("autocomplete") == "one-time-code"
+    field.fill(match.group(1))
+    page.get_by_role("button", name="Open my gift").click()
+
+    page.get_by_role("button", name="Reveal my code").click()
+    expect(page.locator("#gift-code")).to_have_text(code)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert Order.objects.get(pk=order.pk).sub_status == SubStatus.GV_LINK_CLAIMED
+    page.reload()
+    expect(page.locator("#gift-code")).to_have_text(code)  # verified in this session
+    problems.assert_none()

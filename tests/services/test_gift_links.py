@@ -4,6 +4,7 @@ recipient (every reveal audited), closed when expired or revoked."""
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,12 +13,26 @@ from django.utils import timezone
 
 from orders.crypto import gift_link_hash, gift_link_token, unseal
 from orders.enums import GiftLinkStatus, LinkType, OrderStatus, SubStatus
-from orders.errors import GiftLinkGone, NotFound
+from orders.errors import (
+    GiftLinkCodeRefused,
+    GiftLinkGone,
+    GiftLinkLocked,
+    NotFound,
+    ValidationFailed,
+)
 from orders.models import AuditEvent, GiftLink, Order
 from orders.services.actors import Actor
-from orders.services.gift_links import gift_link_open, gift_link_reveal
+from orders.services.gift_links import (
+    gift_link_code_send,
+    gift_link_code_verify,
+    gift_link_open,
+    gift_link_reveal,
+    gift_link_unlock,
+    mask_email,
+)
 from tests.factories import ProductFactory
 from tests.helpers.api import make_api_user
+from tests.helpers.concurrency import at_once
 from tests.helpers.gift_links import claim_tokens, link_order
 
 pytestmark = pytest.mark.django_db
@@ -161,7 +176,7 @@ def test_expiry_comes_from_the_product_or_the_setting_and_never_outlives_the_vou
 ):
     settings.GIFT_LINK_EXPIRY_DAYS = 90
     default = ProductFactory()
-    short = ProductFactory(gift_link_expiry_days=7)
+    short = ProductFactory(gift_link_expiry_days=7, link_type=LinkType.PROTECTED)
     before = timezone.now()
 
     days = {}
@@ -176,3 +191,104 @@ def test_expiry_comes_from_the_product_or_the_setting_and_never_outlives_the_vou
     order = link_order(shop, soon, reference_code="ORD-EXP-SOON")
     link = GiftLink.objects.get(order=order)
     assert link.expires_at == link.item.voucher.expires_at  # the voucher expires first
+
+
+def _protected_link(shop):
+    product = ProductFactory(link_type=LinkType.PROTECTED)
+    order = link_order(shop, product, reference_code="ORD-PROT-1")
+    (token,) = _tokens(shop, order)
+    return order, token
+
+
+def _code_of(mailbox) -> str:
+    return re.search(r"\b(\d{6})\b", mailbox[-1].body).group(1)  # type: ignore[union-attr]
+
+
+def test_a_protected_link_reveals_only_once_its_code_was_verified(shop, mailoutbox):
+    _order, token = _protected_link(shop)
+    with pytest.raises(GiftLinkCodeRefused):
+        gift_link_reveal(token=token, actor=RECIPIENT)
+    with pytest.raises(GiftLinkCodeRefused, match="Ask for a code first"):
+        gift_link_code_verify(token=token, code="123456", actor=RECIPIENT)
+
+    assert gift_link_code_send(token=token, actor=RECIPIENT) == "a•••@example.com"
+    gift_link_code_verify(token=token, code=_code_of(mailoutbox), actor=RECIPIENT)
+    page = gift_link_reveal(token=token, actor=RECIPIENT, code_verified=True)
+    assert page.revealed is not None and page.claimed
+
+
+def test_wrong_codes_count_from_any_stale_copy_and_the_fifth_locks(shop, mailoutbox):
+    order, token = _protected_link(shop)
+    gift_link_code_send(token=token, actor=RECIPIENT)
+    right = _code_of(mailoutbox)
+    wrong = "999999" if right != "999999" else "888888"
+    # Another request's earlier increment is never overwritten: each is one UPDATE of F()+1.
+    GiftLink.objects.filter(order=order).update(failed_attempts=3)
+    with pytest.raises(GiftLinkCodeRefused, match="1 try left"):
+        gift_link_code_verify(token=token, code=wrong, actor=RECIPIENT)
+    with pytest.raises(GiftLinkLocked):
+        gift_link_code_verify(token=token, code=wrong, actor=RECIPIENT)
+    with pytest.raises(GiftLinkLocked):
+        gift_link_code_verify(token=token, code=right, actor=RECIPIENT)
+    with pytest.raises(GiftLinkLocked):
+        gift_link_reveal(token=token, actor=RECIPIENT, code_verified=True)
+    link = GiftLink.objects.get(order=order)
+    assert (link.locked, link.failed_attempts, link.code_hash) == (True, 5, "")
+    assert AuditEvent.objects.filter(action="gift_link.locked", order_id=order.pk).count() == 1
+
+
+def test_support_unlocks_a_locked_link_audited_and_the_recipient_asks_a_new_code(
+    shop, mailoutbox, system_actor
+):
+    order, token = _protected_link(shop)
+    GiftLink.objects.filter(order=order).update(locked=True, failed_attempts=5)
+    link = GiftLink.objects.get(order=order)
+    with pytest.raises(ValidationFailed):
+        gift_link_unlock(link_id=link.pk, actor=system_actor, reason=" ")
+    with pytest.raises(NotFound):
+        gift_link_unlock(link_id=link.pk + 1000, actor=system_actor, reason="Checked")
+
+    unlocked = gift_link_unlock(
+        link_id=link.pk, actor=system_actor, reason="Customer called; identity checked"
+    )
+    assert (unlocked.locked, unlocked.failed_attempts) == (False, 0)
+    event = AuditEvent.objects.get(action="gift_link.unlocked")
+    assert event.order_id == order.pk and event.reason == "Customer called; identity checked"
+    assert event.data["was"] == {"locked": True, "failed_attempts": 5}
+    gift_link_code_send(token=token, actor=RECIPIENT)
+    gift_link_code_verify(token=token, code=_code_of(mailoutbox), actor=RECIPIENT)
+
+
+def test_a_public_link_has_no_code_step_and_addresses_are_masked(shop, product):
+    order = link_order(shop, product)
+    (token,) = _tokens(shop, order)
+    with pytest.raises(GiftLinkCodeRefused):
+        gift_link_code_send(token=token, actor=RECIPIENT)
+    assert mask_email("jane.doe@example.com") == "j•••@example.com"
+    assert mask_email("") == "•••"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_wrong_codes_at_once_both_count_and_one_locks(shop, mailoutbox):
+    order, token = _protected_link(shop)
+    gift_link_code_send(token=token, actor=RECIPIENT)
+    wrong = "999999" if _code_of(mailoutbox) != "999999" else "888888"
+    GiftLink.objects.filter(order=order).update(failed_attempts=3)
+
+    def guess() -> str:
+        try:
+            gift_link_code_verify(token=token, code=wrong, actor=RECIPIENT)
+        except (GiftLinkCodeRefused, GiftLinkLocked) as refused:
+            return type(refused).__name__
+        return "verified"
+
+    results = at_once(guess, 2)
+    assert sorted(results) == ["GiftLinkCodeRefused", "GiftLinkLocked"] or results == [
+        "GiftLinkLocked",
+        "GiftLinkLocked",
+    ]
+    link = GiftLink.objects.get(order=order)
+    assert (link.failed_attempts, link.locked) == (5, True)
+    assert AuditEvent.objects.filter(action="gift_link.code_wrong", order_id=order.pk).count() == 2
+    assert AuditEvent.objects.filter(action="gift_link.locked", order_id=order.pk).count() == 1
